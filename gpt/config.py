@@ -1,0 +1,175 @@
+"""Model and training configuration, plus the named presets of the model ladder.
+
+The ladder follows the "Let's build GPT" lecture: each rung adds one idea
+(attention, several heads, MLP + LayerNorm + residuals, depth) to the one before.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GPTConfig:
+    """Everything that fixes the model's shape and its attention behaviour.
+
+    ``attn_scale`` is the factor applied to QK^T: ``None`` means the standard
+    1/sqrt(d_k); a float means exactly that factor (1.0 = unscaled).
+    """
+
+    vocab_size: int = 65
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    causal: bool = True
+    pos_emb: str = "learned"  # "learned" | "none"
+    attn_scale: float | None = None
+    mlp: bool = True  # feed-forward (4x, GELU) after attention
+    residual: bool = True  # pre-LayerNorm + residual connections around each sub-layer
+    tie_weights: bool = True  # lm_head shares the token embedding matrix
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head if self.n_head else 0
+
+    def validate(self) -> None:
+        """Raise ValueError with a message that says what to change."""
+        ints = {k: getattr(self, k) for k in ("vocab_size", "block_size", "n_embd")}
+        for name, value in ints.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+        for name in ("n_layer", "n_head"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
+        if self.n_layer > 0 and self.n_head < 1:
+            raise ValueError("n_head must be at least 1 when the model has attention layers.")
+        if self.n_head and self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                f"try n_embd = {self.n_head * max(1, round(self.n_embd / self.n_head))}."
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.pos_emb not in ("learned", "none"):
+            raise ValueError(f"pos_emb must be 'learned' or 'none', got {self.pos_emb!r}.")
+        if self.attn_scale is not None:
+            s = float(self.attn_scale)
+            if not (s == s and abs(s) != float("inf")):
+                raise ValueError(f"attn_scale must be a finite number or None, got {self.attn_scale!r}.")
+
+    def scale(self) -> float:
+        """The factor that multiplies QK^T (1/sqrt(d_k) unless overridden)."""
+        return resolve_scale(self.attn_scale, self.head_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def resolve_scale(attn_scale: float | None, head_dim: int) -> float:
+    """None -> 1/sqrt(head_dim); otherwise the given factor. (A model with no heads: 1.0.)"""
+    if attn_scale is not None:
+        return float(attn_scale)
+    return head_dim ** -0.5 if head_dim > 0 else 1.0
+
+
+# The model ladder. vocab_size is filled in from the tokenizer.
+PRESETS: dict[str, dict[str, Any]] = {
+    # token embedding straight to logits: each token predicts the next from itself alone
+    "bigram": dict(n_layer=0, n_head=0, n_embd=64, block_size=32, pos_emb="none",
+                   mlp=False, residual=False, tie_weights=False),
+    # one causal self-attention head, no MLP, no residual stream
+    "single-head": dict(n_layer=1, n_head=1, n_embd=64, block_size=32, mlp=False, residual=False),
+    # several heads side by side, still no MLP
+    "multi-head": dict(n_layer=1, n_head=4, n_embd=64, block_size=32, mlp=False, residual=False),
+    # one full transformer block: attention + MLP, pre-LayerNorm, residuals
+    "block": dict(n_layer=2, n_head=4, n_embd=64, block_size=32),
+    # nanoGPT's CPU recipe
+    "gpt-tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
+    # nanoGPT's "baby GPT" shape
+    "gpt-small": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+}
+
+PRESET_NOTES = {
+    "bigram": "token embedding -> logits (no attention)",
+    "single-head": "one causal self-attention head, no MLP",
+    "multi-head": "4 heads in parallel, no MLP",
+    "block": "attention + MLP + pre-LayerNorm + residuals (2 blocks)",
+    "gpt-tiny": "4 layers x 4 heads x 128, block 64 (nanoGPT CPU recipe)",
+    "gpt-small": "6 layers x 6 heads x 384, block 256",
+}
+
+
+def preset_config(name: str, vocab_size: int, **overrides: Any) -> GPTConfig:
+    """A GPTConfig for a named ladder preset, with optional overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    kw = dict(PRESETS[name])
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return GPTConfig(vocab_size=vocab_size, **kw)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimiser, schedule, evaluation and sampling cadence."""
+
+    max_iters: int = 2000
+    batch_size: int = 12
+    lr: float = 1e-3
+    min_lr: float | None = None  # default: lr / 10
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_iters: int = 50
+    sample_interval: int = 0  # 0 = no samples while training
+    sample_tokens: int = 100
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("max_iters", "batch_size", "eval_interval", "eval_iters"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}.")
+        for name in ("warmup_iters", "sample_interval", "sample_tokens"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {v!r}.")
+        lr = float(self.lr)
+        if not (lr == lr and 0 < lr <= 1):
+            raise ValueError(f"lr must be in (0, 1], got {self.lr!r}; typical values are 1e-4 .. 3e-3.")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}.")
+
+    @property
+    def final_lr(self) -> float:
+        return self.lr / 10 if self.min_lr is None else self.min_lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+__all__ = ["GPTConfig", "TrainConfig", "PRESETS", "PRESET_NOTES", "preset_config", "resolve_scale"]

@@ -1,0 +1,161 @@
+"""A model-agnostic training loop that yields events, so a UI can stream it and stop it.
+
+Iterate ``Trainer.run()``; each yielded ``TrainEvent`` comes after an optimiser step,
+so if you stop iterating, the model is exactly as it was at that step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from .config import TrainConfig
+from .data import TokenData
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable device is a clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but is not available; use --device cpu.")
+    return torch.device(name)
+
+
+@dataclass
+class TrainEvent:
+    step: int  # optimiser steps done so far
+    max_iters: int
+    train_loss: float  # loss of this step's batch
+    lr: float
+    tokens_per_s: float
+    elapsed_s: float
+    val_loss: float | None = None  # set on evaluation steps (mean over eval_iters batches)
+    eval_train_loss: float | None = None
+    sample: str | None = None
+    done: bool = False
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.final_lr at max_iters."""
+    if cfg.warmup_iters and step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / cfg.warmup_iters
+    span = max(1, cfg.max_iters - cfg.warmup_iters)
+    progress = min(1.0, (step - cfg.warmup_iters) / span)
+    return cfg.final_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.final_lr)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on 2-D weights (matmuls, embeddings) only, not biases or norms."""
+    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()  # tied weights once
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+@torch.no_grad()
+def estimate_loss(model, data: TokenData, split: str, batch_size: int, iters: int,
+                  generator: torch.Generator, head_mask=None) -> float:
+    """Mean loss over ``iters`` random batches of one split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = model.device
+    total = 0.0
+    for _ in range(iters):
+        x, y = data.get_batch(split, batch_size, model.config.block_size, generator)
+        _, loss = model(x.to(device), y.to(device), head_mask=head_mask)
+        total += loss.item()
+    model.train(was_training)
+    return total / iters
+
+
+@dataclass
+class Trainer:
+    model: torch.nn.Module
+    data: TokenData
+    config: TrainConfig
+    tokenizer: object | None = None
+    history: list[TrainEvent] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.data.check_block_size(self.model.config.block_size)
+        self.device = resolve_device(self.config.device)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.step = 0
+
+    def evaluate(self, generator: torch.Generator) -> tuple[float, float]:
+        c = self.config
+        return (estimate_loss(self.model, self.data, "train", c.batch_size, c.eval_iters, generator),
+                estimate_loss(self.model, self.data, "val", c.batch_size, c.eval_iters, generator))
+
+    def sample(self, n_tokens: int, seed: int = 0) -> str:
+        """A short unconditional sample from the documented start token."""
+        if self.tokenizer is None:
+            return ""
+        was_training = self.model.training
+        self.model.eval()
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        idx = torch.tensor([[self.tokenizer.start_id]], device=self.device)
+        out = self.model.generate(idx, n_tokens, temperature=1.0, generator=g)
+        self.model.train(was_training)
+        return self.tokenizer.decode(out[0, 1:].tolist())
+
+    def run(self) -> Iterator[TrainEvent]:
+        """Train, yielding one event per step; evaluation (and samples) at their intervals."""
+        c = self.config
+        torch.manual_seed(c.seed)
+        batch_gen = torch.Generator().manual_seed(c.seed)
+        eval_gen = torch.Generator().manual_seed(c.seed + 1)
+        bs = self.model.config.block_size
+        self.model.train()
+        t0 = time.perf_counter()
+        last_t, last_step = t0, self.step
+        while self.step < c.max_iters:
+            lr = lr_at(self.step, c)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            x, y = self.data.get_batch("train", c.batch_size, bs, batch_gen)
+            _, loss = self.model(x.to(self.device), y.to(self.device))
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(
+                    f"the loss became {loss_value} at step {self.step + 1}: training stopped. "
+                    "Lower the learning rate (or raise warmup) and start again."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+
+            now = time.perf_counter()
+            done = self.step >= c.max_iters
+            tps = (self.step - last_step) * c.batch_size * bs / max(now - last_t, 1e-9)
+            ev = TrainEvent(step=self.step, max_iters=c.max_iters, train_loss=loss_value, lr=lr,
+                            tokens_per_s=tps, elapsed_s=now - t0, done=done)
+            if self.step % c.eval_interval == 0 or done:
+                ev.eval_train_loss, ev.val_loss = self.evaluate(eval_gen)
+                if not math.isfinite(ev.val_loss):
+                    raise TrainingDiverged(f"the validation loss became {ev.val_loss} at step {self.step}.")
+            if c.sample_interval and (self.step % c.sample_interval == 0 or done):
+                ev.sample = self.sample(c.sample_tokens, seed=c.seed)
+            self.model.train()
+            last_t, last_step = time.perf_counter(), self.step
+            self.history.append(ev)
+            yield ev

@@ -1,0 +1,81 @@
+"""Shared fixtures: the corpus from ../shared (never the network) and small trained models."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+def _ensure_corpus() -> None:
+    """Put Tiny Shakespeare in the cache from ../shared, so no test downloads anything."""
+    from gpt.data import TINY_SHAKESPEARE_SHA256, _sha256, tiny_shakespeare_path
+
+    dest = tiny_shakespeare_path()
+    if dest.is_file() and _sha256(dest.read_bytes()) == TINY_SHAKESPEARE_SHA256:
+        return
+    if not SHARED_CORPUS.is_file():
+        pytest.exit(f"Tiny Shakespeare not cached at {dest} and not found at {SHARED_CORPUS}", returncode=3)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHARED_CORPUS, dest)
+
+
+_ensure_corpus()
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def shakespeare() -> str:
+    from gpt import load_tiny_shakespeare
+
+    return load_tiny_shakespeare(download=False)
+
+
+@pytest.fixture(scope="session")
+def char_tok(shakespeare):
+    from gpt import get_tokenizer
+
+    return get_tokenizer("char", corpus=shakespeare)
+
+
+@pytest.fixture(scope="session")
+def gpt2_tok():
+    from gpt import get_tokenizer
+
+    return get_tokenizer("gpt2")
+
+
+@pytest.fixture(scope="session")
+def char_data(shakespeare, char_tok):
+    from gpt import TokenData
+
+    return TokenData.from_text(shakespeare, char_tok)
+
+
+@pytest.fixture(scope="session")
+def trained_char(char_data, char_tok):
+    """A small char model really trained on Tiny Shakespeare (a few seconds), with its history."""
+    from gpt import GPT, Trainer, TrainConfig, preset_config
+
+    torch.manual_seed(0)
+    model = GPT(preset_config("gpt-tiny", char_tok.vocab_size, n_layer=2, n_embd=64, block_size=32))
+    cfg = TrainConfig(max_iters=200, batch_size=16, lr=3e-3, warmup_iters=20, eval_interval=100, eval_iters=20)
+    trainer = Trainer(model, char_data, cfg, tokenizer=char_tok)
+    events = list(trainer.run())
+    model.eval()
+    return model, char_tok, events
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(gpt2_tok):
+    """An untrained small GPT-2-BPE model (random weights, fixed seed)."""
+    from gpt import GPT, preset_config
+
+    torch.manual_seed(0)
+    return GPT(preset_config("gpt-tiny", gpt2_tok.vocab_size, n_layer=2, n_embd=64, block_size=32)).eval(), gpt2_tok

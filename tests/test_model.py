@@ -1,0 +1,150 @@
+"""The model: shapes, causality, fast path == explicit path, the ladder, generation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gpt import GPT, PRESETS, GPTConfig, preset_config
+from gpt.sampling import next_token_probs
+
+
+def small(vocab=65, **kw):
+    torch.manual_seed(0)
+    base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16)
+    base.update(kw)
+    return GPT(GPTConfig(vocab_size=vocab, **base)).eval()
+
+
+def test_shapes_and_loss():
+    m = small()
+    x = torch.randint(0, 65, (3, 16))
+    logits, loss = m(x, x)
+    assert logits.shape == (3, 16, 65)
+    assert loss.ndim == 0 and math.isfinite(loss.item())
+    tr = m.trace(x)
+    assert len(tr.layers) == 2
+    L = tr.layers[0]
+    assert L.q.shape == (3, 4, 16, 8) and L.weights.shape == (3, 4, 16, 16) and L.out.shape == (3, 4, 16, 8)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_future_tokens(causal):
+    m = small(causal=causal)
+    x = torch.randint(0, 65, (1, 16))
+    y = x.clone()
+    y[0, -1] = (x[0, -1] + 1) % 65
+    a, _ = m(x)
+    b, _ = m(y)
+    earlier_changed = (a[0, :-1] - b[0, :-1]).abs().max().item()
+    if causal:
+        assert earlier_changed == 0.0
+    else:
+        assert earlier_changed > 1e-4
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"causal": False}, {"attn_scale": 1.0}, {"attn_scale": 0.37}, {"pos_emb": "none"},
+    {"mlp": False, "residual": False, "n_layer": 1, "n_head": 1},
+])
+def test_fast_path_equals_explicit_path(overrides):
+    m = small(**overrides)
+    x = torch.randint(0, 65, (2, 16))
+    fast, _ = m(x)
+    tr = m.trace(x)
+    assert (fast - tr.logits).abs().max().item() <= 1e-5
+
+
+def test_trace_overrides_do_not_touch_config():
+    m = small()
+    x = torch.randint(0, 65, (1, 12))
+    tr = m.trace(x, causal=False, attn_scale=1.0)
+    assert tr.causal is False and tr.scale == 1.0 and bool(tr.mask.all())
+    assert torch.allclose(tr.layers[0].scaled, tr.layers[0].scores)
+    assert m.config.causal is True and m.config.attn_scale is None
+    tr2 = m.trace(x)
+    assert tr2.scale == pytest.approx(8 ** -0.5)
+    assert torch.allclose(tr2.layers[1].scaled, tr2.layers[1].scores * 8 ** -0.5)
+    assert (tr2.layers[1].weights.triu(1) == 0).all()
+
+
+def test_head_mask_ablates_heads():
+    m = small()
+    x = torch.randint(0, 65, (1, 16))
+    full, _ = m(x)
+    ones, _ = m(x, head_mask=torch.ones(2, 4))
+    assert torch.equal(full, ones)
+    hm = torch.ones(2, 4)
+    hm[1, 2] = 0
+    ablated, _ = m(x, head_mask=hm)
+    assert (ablated - full).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_ladder_presets_build_and_run(name):
+    cfg = preset_config(name, 65)
+    torch.manual_seed(0)
+    m = GPT(cfg).eval()
+    x = torch.randint(0, 65, (1, min(cfg.block_size, 20)))
+    logits, _ = m(x)
+    assert logits.shape == (1, x.size(1), 65)
+    if cfg.n_layer:
+        assert (m.trace(x).logits - logits).abs().max() <= 1e-5
+
+
+def test_bigram_initial_loss_is_ln_vocab(char_data, char_tok):
+    torch.manual_seed(0)
+    m = GPT(preset_config("bigram", char_tok.vocab_size)).eval()
+    x, y = char_data.get_batch("train", 32, 32, torch.Generator().manual_seed(0))
+    _, loss = m(x, y)
+    assert loss.item() == pytest.approx(math.log(char_tok.vocab_size), abs=0.05)
+
+
+def test_tied_weights():
+    m = small()
+    assert m.lm_head.weight is m.wte.weight
+    assert not GPT(preset_config("bigram", 65)).config.tie_weights
+
+
+@pytest.mark.parametrize("bad", [dict(n_embd=30, n_head=4), dict(n_layer=-1), dict(dropout=1.5),
+                                 dict(pos_emb="sinusoid"), dict(block_size=0), dict(attn_scale=float("nan"))])
+def test_bad_config_messages(bad):
+    with pytest.raises(ValueError) as e:
+        GPTConfig(**{"vocab_size": 65, **bad})
+    assert str(e.value)
+
+
+def test_generation_cache_equals_no_cache_greedy():
+    m = small(block_size=16)
+    idx = torch.tensor([[1, 2, 3]])
+    # 40 new tokens: runs past block_size, so the sliding window is exercised too
+    a = m.generate(idx, 40, temperature=0, use_cache=True)
+    b = m.generate(idx, 40, temperature=0, use_cache=False)
+    assert a.shape == (1, 43) and torch.equal(a, b)
+
+
+def test_generation_sampled_cache_equals_no_cache_same_seed():
+    m = small()
+    idx = torch.tensor([[5]])
+    a = m.generate(idx, 12, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    b = m.generate(idx, 12, temperature=1.0, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(a, b)
+
+
+def test_sampling_filters():
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
+    p = next_token_probs(logits, temperature=1.0, top_k=2)
+    assert (p[0, 2:] == 0).all() and p.sum().item() == pytest.approx(1.0)
+    p = next_token_probs(logits, temperature=0)
+    assert p[0].tolist() == [1, 0, 0, 0, 0]
+    p = next_token_probs(logits, top_p=0.5)
+    assert p[0, 0] == 1.0  # the top token alone has > 50% of the mass
+    p = next_token_probs(logits, top_p=0.9)
+    assert (p[0] > 0).sum() == 3
+    hot = next_token_probs(logits, temperature=100.0)
+    assert hot.max() - hot.min() < 0.02
+    for bad in (dict(temperature=-1), dict(temperature=float("nan")), dict(top_k=0), dict(top_p=0.0),
+                dict(top_p=1.5), dict(temperature=1e6)):
+        with pytest.raises(ValueError):
+            next_token_probs(logits, **bad)
