@@ -1,0 +1,215 @@
+"""Training on real data, checkpoints (safe, atomic, never pickle) and the CLI."""
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gpt import GPT, CheckpointError, TrainConfig, Trainer, TrainingDiverged, load_checkpoint, preset_config, save_checkpoint
+from gpt.generate import generate_text
+from gpt.trainer import lr_at
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_training_lowers_val_loss(trained_char):
+    _, tok, events = trained_char
+    evals = [e for e in events if e.val_loss is not None]
+    assert events[-1].step == 200 and events[-1].done
+    assert len(events) == 200 and len(evals) == 2
+    # from ln(65) = 4.17 at init to clearly lower after 200 steps on Tiny Shakespeare
+    assert evals[-1].val_loss < 2.8
+    assert all(e.tokens_per_s > 0 and e.elapsed_s > 0 for e in events)
+
+
+def test_stopping_keeps_model_at_that_step(char_data, char_tok):
+    torch.manual_seed(0)
+    model = GPT(preset_config("bigram", char_tok.vocab_size))
+    trainer = Trainer(model, char_data, TrainConfig(max_iters=50, batch_size=4, eval_interval=100, eval_iters=2))
+    run = trainer.run()
+    for ev in run:
+        if ev.step == 7:
+            break
+    run.close()
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    assert trainer.step == 7
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in snapshot.items())
+
+
+def test_schedule_warmup_and_cosine():
+    c = TrainConfig(max_iters=100, lr=1e-3, warmup_iters=10)
+    assert lr_at(0, c) == pytest.approx(1e-4)
+    assert lr_at(9, c) == pytest.approx(1e-3)
+    assert lr_at(100, c) == pytest.approx(1e-4)
+    assert lr_at(55, c) == pytest.approx((1e-3 + 1e-4) / 2)
+
+
+def test_weight_decay_only_on_matrices(char_tok):
+    from gpt.trainer import make_optimizer
+
+    model = GPT(preset_config("block", char_tok.vocab_size))
+
+    groups = make_optimizer(model, TrainConfig()).param_groups
+    assert all(p.dim() >= 2 for p in groups[0]["params"]) and groups[0]["weight_decay"] == 0.1
+    assert all(p.dim() < 2 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0.0
+    n_unique = len({id(p) for p in model.parameters()})
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == n_unique
+
+
+def test_nan_loss_stops_with_message(char_data, char_tok):
+    torch.manual_seed(0)
+    model = GPT(preset_config("bigram", char_tok.vocab_size))
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    trainer = Trainer(model, char_data, TrainConfig(max_iters=5, batch_size=2, eval_iters=1))
+    with pytest.raises(TrainingDiverged, match="Lower the learning rate"):
+        list(trainer.run())
+
+
+def test_save_load_identical_logits_and_samples(trained_char, tmp_path):
+    model, tok, _ = trained_char
+    save_checkpoint(model, tok, tmp_path / "ck", step=200, val_loss=1.0)
+    loaded, tok2 = load_checkpoint(tmp_path / "ck")
+    x = torch.tensor([tok.encode("ROMEO: But soft")])
+    assert torch.equal(model(x)[0], loaded(x)[0])
+    a = generate_text(model, tok, "ROMEO:", max_new_tokens=60, seed=7).text
+    b = generate_text(loaded, tok2, "ROMEO:", max_new_tokens=60, seed=7).text
+    assert a == b and len(a) == 60
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    assert meta["step"] == 200 and meta["tokenizer"]["chars"] == "".join(tok.chars)
+
+
+def test_half_precision_checkpoint_loads_as_float32(trained_char, tmp_path):
+    model, tok, _ = trained_char
+    save_checkpoint(model, tok, tmp_path / "h", half=True)
+    loaded, _ = load_checkpoint(tmp_path / "h")
+    assert loaded.wte.weight.dtype == torch.float32
+    x = torch.tensor([tok.encode("ROMEO:")])
+    assert (model(x)[0] - loaded(x)[0]).abs().max() < 0.05
+
+
+def test_resave_replaces_weights_file(trained_char, tmp_path):
+    model, tok, _ = trained_char
+    save_checkpoint(model, tok, tmp_path / "r", step=1)
+    m2 = GPT(model.config)
+    save_checkpoint(m2, tok, tmp_path / "r", step=2)
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert len([f for f in files if f.endswith(".safetensors")]) == 1
+    assert load_checkpoint(tmp_path / "r", with_meta=True)[2]["step"] == 2
+
+
+class Boom:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pickle", "no_meta", "bad_json", "wrong_config", "wrong_vocab",
+                                    "not_a_checkpoint", "path_in_weights"])
+def test_bad_checkpoints_clear_errors(trained_char, tmp_path, damage, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, tok, _ = trained_char
+    ck = save_checkpoint(model, tok, tmp_path / "ck")
+    meta_path = ck / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    weights = ck / meta["weights"]
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+        expected = "corrupt or truncated"
+    elif damage == "pickle":
+        blob = pickle.dumps(Boom())
+        weights.write_bytes(blob)
+        meta["weights_sha256"] = __import__("hashlib").sha256(blob).hexdigest()
+        meta_path.write_text(json.dumps(meta))
+        expected = "not a valid safetensors file"
+    elif damage == "no_meta":
+        meta_path.unlink()
+        expected = "meta.json is missing"
+    elif damage == "bad_json":
+        meta_path.write_text("{not json")
+        expected = "not valid JSON"
+    elif damage == "wrong_config":
+        meta["config"]["n_embd"] = 48
+        meta_path.write_text(json.dumps(meta))
+        expected = "do not match its config"
+    elif damage == "wrong_vocab":
+        meta["tokenizer"]["chars"] = "abc"
+        meta_path.write_text(json.dumps(meta))
+        expected = "vocabulary does not match"
+    elif damage == "not_a_checkpoint":
+        meta_path.write_text(json.dumps({"hello": 1}))
+        expected = "not a playAttention checkpoint"
+    else:
+        meta["weights"] = "../../etc/passwd"
+        meta_path.write_text(json.dumps(meta))
+        expected = "invalid weights file"
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(ck)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_pickle_file_passed_as_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError, match="is a file"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="no checkpoint named"):
+        load_checkpoint("no-such-model")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_empty_prompt_starts_from_documented_token(trained_char, tiny_gpt2):
+    model, tok, _ = trained_char
+    gen = generate_text(model, tok, "", max_new_tokens=20, seed=0)
+    assert gen.used_start_token and gen.prompt_ids == [tok.encode("\n")[0]]
+    m2, g2 = tiny_gpt2
+    gen2 = generate_text(m2, g2, "", max_new_tokens=5, seed=0)
+    assert gen2.prompt_ids == [50256] and len(gen2.new_ids) == 5
+
+
+def test_long_prompt_is_cropped(trained_char):
+    model, tok, _ = trained_char
+    gen = generate_text(model, tok, "to be or not " * 50, max_new_tokens=5, seed=0)
+    assert gen.cropped and len(gen.prompt_ids) == model.config.block_size
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_then_sample(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("gpt.train", "--preset", "bigram", "--tokenizer", "char", "--max-iters", "60", "--batch-size", "8",
+                "--eval-interval", "30", "--eval-iters", "4", "--out", str(out), "--lr", "0.01")
+    assert r.returncode == 0, r.stderr
+    assert "val" in r.stdout and "bits/char" in r.stdout
+    for name in ("meta.json", "report.md", "loss.csv", "loss.html"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "Sample before training" in report and "Sample after training" in report
+    assert "cdn.plot.ly" not in (out / "loss.html").read_text()[:5000]
+    rows = (out / "loss.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 61
+    meta = json.loads((out / "meta.json").read_text())
+    assert math.isfinite(meta["val_loss"]) and meta["val_loss"] < math.log(65)
+    s1 = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
+    s2 = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
+    assert s1.returncode == 0 and s1.stdout == s2.stdout and s1.stdout.startswith("ROMEO:")
+    bad = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "café")
+    assert bad.returncode == 2 and "'é'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_bad_inputs(tmp_path):
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("short text")
+    r = run_cli("gpt.train", "--preset", "gpt-tiny", "--data", str(tiny), "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "too short for block_size" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("gpt.train", "--preset", "gpt-tiny", "--n-embd", "130", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "divisible by n_head" in r.stderr
+    r = run_cli("gpt.sample", "--checkpoint", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "meta.json is missing" in r.stderr
