@@ -1,0 +1,107 @@
+"""Benchmark (not a test): training speed to a target val loss, and sampling with/without KV cache.
+
+    python -m gpt.bench            # full run (~1-2 minutes on 2 cores)
+    python -m gpt.bench --quick    # smoke run
+
+Training uses nanoGPT's CPU-recipe shape (gpt-tiny: 4 layers, 4 heads, n_embd 128,
+block 64, dropout 0) on Tiny Shakespeare (char). The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+
+from .config import TrainConfig, preset_config
+from .data import TokenData, load_tiny_shakespeare
+from .evaluate import evaluate
+from .model import GPT
+from .tokenizers import get_tokenizer
+from .trainer import Trainer
+
+TARGET = 1.89
+
+
+def bench_training(args, data, vocab) -> dict:
+    torch.manual_seed(args.seed)
+    model = GPT(preset_config("gpt-tiny", vocab, dropout=0.0))
+    cfg = TrainConfig(max_iters=args.iters, batch_size=args.batch_size, lr=args.lr, min_lr=args.lr / 20,
+                      warmup_iters=args.warmup, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
+                      seed=args.seed, device="cpu")
+    trainer = Trainer(model, data, cfg)
+    step_ms, first_hit, last_t, last_val = [], None, 0.0, float("nan")
+    for ev in trainer.run():
+        step_ms.append((ev.elapsed_s - last_t) * 1000)
+        last_t = ev.elapsed_s
+        if ev.val_loss is not None:
+            step_ms.pop()  # that step's time includes evaluation
+            last_val = ev.val_loss
+            print(f"step {ev.step:>5}  val {ev.val_loss:.4f}  {ev.elapsed_s:6.1f}s", flush=True)
+            if first_hit is None and ev.val_loss <= TARGET:
+                first_hit = ev.elapsed_s
+    final = evaluate(model, data, batches=200, batch_size=32, seed=0).loss
+    print(f"final val loss (200 batches): {final:.4f}  (last in-run estimate {last_val:.4f})")
+    return {"ms_per_step": statistics.median(step_ms), "seconds_to_val_1_89": first_hit,
+            "final_val_loss": final, "train_wall_s": last_t}
+
+
+def bench_sampling(args, vocab) -> dict:
+    torch.manual_seed(0)
+    model = GPT(preset_config("gpt-small", vocab, dropout=0.0)).eval()
+    prompt = torch.randint(0, vocab, (1, 16), generator=torch.Generator().manual_seed(0))
+    n = args.new_tokens
+    results = {}
+    outputs = {}
+    for use_cache in (True, False):
+        times = []
+        for _ in range(args.sample_repeats):
+            t = time.perf_counter()
+            out = model.generate(prompt, n, temperature=0, use_cache=use_cache)
+            times.append(time.perf_counter() - t)
+        outputs[use_cache] = out
+        results["cache" if use_cache else "nocache"] = n / statistics.median(times)
+        print(f"sampling {'with' if use_cache else 'without'} KV cache: {results['cache' if use_cache else 'nocache']:.1f} tok/s "
+              f"(median of {args.sample_repeats})", flush=True)
+    same = torch.equal(outputs[True], outputs[False])
+    print(f"greedy outputs identical: {same}; speed-up {results['cache'] / results['nocache']:.1f}x")
+    return {"sample_tok_s_cache": results["cache"], "sample_tok_s_nocache": results["nocache"],
+            "sample_identical": same}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m gpt.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iters", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=6e-3)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--eval-interval", type=int, default=50)
+    p.add_argument("--eval-iters", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--new-tokens", type=int, default=240)
+    p.add_argument("--sample-repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="tiny run, to check the benchmark itself works")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.iters, args.eval_interval, args.eval_iters, args.new_tokens, args.sample_repeats = 60, 30, 4, 32, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    text = load_tiny_shakespeare()
+    tok = get_tokenizer("char", corpus=text)
+    data = TokenData.from_text(text, tok)
+    result = bench_training(args, data, tok.vocab_size)
+    result.update(bench_sampling(args, tok.vocab_size))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    keys = ["ms_per_step", "seconds_to_val_1_89", "final_val_loss", "peak_rss_mb", "sample_tok_s_cache",
+            "sample_tok_s_nocache"]
+    print(json.dumps({k: (round(result[k], 3) if isinstance(result[k], float) else result[k]) for k in keys}))
+
+
+if __name__ == "__main__":
+    main()
