@@ -1,0 +1,162 @@
+"""What every explainer figure shares: colour scales, hover text, panel layout, masking.
+
+Figures are built from plain dicts (traces and axes placed by hand) rather than
+``make_subplots`` and graph-object traces, and hover labels come from categorical token
+axes rather than per-cell text: that keeps a figure build to a few milliseconds, so the
+UI can redraw on every slider move.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+TEMPLATE = "plotly_white"
+SCORE_COLORS = "RdBu_r"  # diverging: negative blue, 0 white, positive red
+WEIGHT_COLORS = "Blues"  # 0 white .. 1 dark blue
+MASK_GREY = "#c8c8c8"
+KEY_AXIS = "key (attended to)"
+QUERY_AXIS = "query (attending)"
+MASK_NOTE = "grey = masked (−∞ before softmax, weight exactly 0)"
+
+
+def message_figure(title: str, message: str) -> go.Figure:
+    """An empty figure that says why there is nothing to draw."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14))
+    fig.update_layout(title=title, template=TEMPLATE, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      height=300)
+    return fig
+
+
+def symmetric_limit(*arrays: np.ndarray) -> float:
+    """The largest finite |value| across arrays: zmin/zmax = ∓ this keeps 0 at the colour midpoint."""
+    finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
+    peak = max((float(f.max()) for f in finite if f.size), default=0.0)
+    return peak if peak > 0 else 1.0
+
+
+def without_masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A float copy with NaN where attention is not allowed, so the cell is drawn as a gap."""
+    out = np.array(values, dtype=np.float64)
+    out[~mask] = np.nan
+    return out
+
+
+def token_categories(tokens: list[str]) -> list[str]:
+    """Unique axis categories '#3 'R'': repeated tokens stay apart and hover names the token."""
+    return [f"#{i} '{t}'" for i, t in enumerate(tokens)]
+
+
+def token_axis(tokens: list[str]) -> dict:
+    """A categorical axis over token positions whose tick labels are the bare token strings."""
+    return dict(type="category", tickmode="array", tickvals=token_categories(tokens), ticktext=list(tokens),
+                tickfont=dict(size=10), showgrid=False, zeroline=False)
+
+
+def mask_overlay(mask: np.ndarray, cats: list[str], xaxis: str, yaxis: str, showlegend: bool) -> dict:
+    """Grey cells where attention is not allowed, with a 'masked' legend entry and hover."""
+    return dict(
+        type="heatmap", z=np.where(mask, np.nan, 1.0), x=cats, y=cats, xaxis=xaxis, yaxis=yaxis,
+        colorscale=[[0, MASK_GREY], [1, MASK_GREY]], zmin=0, zmax=1, showscale=False, hoverongaps=False,
+        name="masked", showlegend=showlegend, legendgroup="masked",
+        hovertemplate="query %{y}<br>key %{x}<br>masked: not allowed (−∞)<extra></extra>",
+    )
+
+
+def axis_names(index: int) -> tuple[str, str]:
+    """Trace references ('x3', 'y3') and layout keys ('xaxis3', 'yaxis3') for panel ``index`` (0-based)."""
+    n = "" if index == 0 else str(index + 1)
+    return f"x{n}", f"y{n}"
+
+
+def panel_row(n: int, *, gap: float = 0.04, widths: list[float] | None = None,
+              bottom: float = 0.0, top: float = 1.0) -> list[tuple[float, float, float, float]]:
+    """Left-to-right panel boxes (x0, x1, y0, y1) in paper coordinates."""
+    widths = widths or [1.0] * n
+    usable = 1.0 - gap * (n - 1)
+    total = sum(widths)
+    boxes, x = [], 0.0
+    for w in widths:
+        span = usable * w / total
+        boxes.append((x, x + span, bottom, top))
+        x += span + gap
+    return boxes
+
+
+def panel_grid(rows: int, cols: int, *, hgap: float = 0.02, vgap: float = 0.04) -> list[tuple[float, float, float, float]]:
+    """Row-major panel boxes for a rows x cols grid, top row first."""
+    w = (1.0 - hgap * (cols - 1)) / cols
+    h = (1.0 - vgap * (rows - 1)) / rows
+    boxes = []
+    for r in range(rows):
+        y1 = 1.0 - r * (h + vgap)
+        for c in range(cols):
+            x0 = c * (w + hgap)
+            boxes.append((x0, x0 + w, y1 - h, y1))
+    return boxes
+
+
+def place_axes(layout: dict, index: int, box: tuple[float, float, float, float], *,
+               x: dict | None = None, y: dict | None = None) -> tuple[str, str]:
+    """Put panel ``index``'s axes in ``box``; returns the trace's (xaxis, yaxis) references."""
+    xref, yref = axis_names(index)
+    x0, x1, y0, y1 = (min(1.0, max(0.0, v)) for v in box)
+    layout["xaxis" + xref[1:]] = dict(domain=[x0, x1], anchor=yref, **(x or {}))
+    layout["yaxis" + yref[1:]] = dict(domain=[y0, y1], anchor=xref, **(y or {}))
+    return xref, yref
+
+
+def panel_title(box: tuple[float, float, float, float], text: str, size: int = 12) -> dict:
+    """An annotation centred above a panel (what make_subplots' subplot_titles would draw)."""
+    x0, x1, _, y1 = box
+    return dict(text=text, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center",
+                yanchor="bottom", showarrow=False, font=dict(size=size))
+
+
+def colorbar_right(box: tuple[float, float, float, float], title: str) -> dict:
+    """A slim vertical colour bar just right of a panel, as tall as the panel."""
+    x0, x1, y0, y1 = box
+    return dict(x=x1 + 0.004, xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0,
+                lenmode="fraction", thickness=8, title=dict(text=title, side="right"), tickfont=dict(size=9))
+
+
+def scale_label(trace) -> str:
+    """What multiplied QK^T, e.g. '× 1/√16 = 0.25' or '× 2 (override)'."""
+    if trace.scale_overridden:
+        kind = "override: unscaled" if trace.scale == 1.0 else "override"
+        return f"× {trace.scale:g} ({kind})"
+    if abs(trace.scale - trace.default_scale) <= 1e-12 * max(1.0, trace.default_scale):
+        return f"× 1/√{trace.head_dim} = {trace.scale:.4g}"
+    return f"× {trace.scale:g} (model setting)"
+
+
+def check_same_tokens(a, b) -> None:
+    """Comparisons of two traces only make sense on the same token sequence."""
+    if a.ids != b.ids:
+        raise ValueError("the two traces are of different token sequences; trace the same prompt "
+                         "with the same tokenizer for both.")
+
+
+def token_heatmap(z: np.ndarray, query_cats: list[str], key_cats: list, axes: tuple[str, str], *,
+                  name: str, colors: str, zmin: float, zmax: float, colorbar: dict | None = None,
+                  customdata: np.ndarray | None = None, hover_extra: str = "") -> dict:
+    """A query x key heatmap trace whose hover names both tokens and the exact value."""
+    key_word = "key" if isinstance(key_cats[0] if len(key_cats) else "", str) else "channel"
+    trace = dict(
+        type="heatmap", z=z, x=key_cats, y=query_cats, xaxis=axes[0], yaxis=axes[1], name=name,
+        colorscale=colors, zmin=zmin, zmax=zmax, hoverongaps=False, showscale=colorbar is not None,
+        hovertemplate=f"query %{{y}}<br>{key_word} %{{x}}<br>{name} = %{{z:.4f}}{hover_extra}<extra></extra>",
+    )
+    if zmin == -zmax:
+        trace["zmid"] = 0
+    if colorbar is not None:
+        trace["colorbar"] = colorbar
+    if customdata is not None:
+        trace["customdata"] = customdata
+    return trace
+
+
+def build_figure(data: list[dict], layout: dict, **layout_updates) -> go.Figure:
+    """One validated go.Figure from plain dicts, in the explainer's template."""
+    return go.Figure(dict(data=data, layout=dict(layout, template=TEMPLATE, **layout_updates)))

@@ -1,0 +1,127 @@
+"""Many heads at once: the layers x heads grid of weights, and BertViz's head view."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..trace import PromptTrace
+from .common import WEIGHT_COLORS, build_figure, message_figure, token_categories
+
+HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
+OPACITY_LEVELS = 8  # head-view lines are drawn in this many opacity steps (one trace per step)
+MIN_LINE_WEIGHT = 0.01  # lighter lines would be invisible; they are left out to keep the figure small
+
+
+def _no_attention(trace: PromptTrace, title: str) -> go.Figure | None:
+    if trace.n_layer == 0:
+        return message_figure(title, "This model has no attention layers (e.g. the bigram preset).")
+    return None
+
+
+def _tiled_categories(tokens: list[str], blocks: int, prefix: str, word: str) -> list[str]:
+    """Unique category names for a tiled axis: block b, token i -> "head 2 · key #i 'x'"; gaps between."""
+    cats = []
+    for b in range(blocks):
+        if b:
+            cats.append(f"{prefix} gap {b}")
+        cats += [f"{prefix} {b} · {word} #{i} '{t}'" for i, t in enumerate(tokens)]
+    return cats
+
+
+def all_heads_figure(trace: PromptTrace) -> go.Figure:
+    """Every head's attention weights, tiled into one layers x heads heatmap.
+
+    One heatmap trace (not L·H subplots) keeps the figure cheap to build and send. Each
+    cell's ``customdata`` is (layer, head, entropy of this row, mean entropy of the head),
+    so a click in the UI maps straight back to its head; gaps between tiles are NaN.
+    """
+    title = f"Attention weights of all {trace.n_layer} x {trace.n_head} heads (rows: layers, columns: heads)"
+    empty = _no_attention(trace, title)
+    if empty is not None:
+        return empty
+    L, H, T = trace.n_layer, trace.n_head, trace.n_tokens
+    step = T + 1  # one blank row/column between tiles
+    z = np.full((L * step - 1, H * step - 1), np.nan, dtype=np.float32)
+    custom = np.full(z.shape + (4,), -1.0, dtype=np.float32)
+    for layer in range(L):
+        for head in range(H):
+            rows, cols = slice(layer * step, layer * step + T), slice(head * step, head * step + T)
+            z[rows, cols] = trace.weights[layer, head]
+            entropy = trace.entropy[layer, head]
+            custom[rows, cols, 0], custom[rows, cols, 1] = layer, head
+            custom[rows, cols, 2], custom[rows, cols, 3] = entropy[:, None], entropy.mean()
+    xcats = _tiled_categories(trace.tokens, H, "head", "key")
+    ycats = _tiled_categories(trace.tokens, L, "layer", "query")
+    centre = T // 2
+    data = [dict(
+        type="heatmap", z=z, x=xcats, y=ycats, customdata=custom, colorscale=WEIGHT_COLORS, zmin=0, zmax=1,
+        hoverongaps=False, name="attention weights", colorbar=dict(title=dict(text="weight", side="right")),
+        hovertemplate=("%{y}<br>%{x}<br>weight = %{z:.4f}<br>entropy of this row = %{customdata[2]:.4f} nats"
+                       "<br>mean entropy of this head = %{customdata[3]:.4f} nats<extra></extra>"),
+    )]
+    axis = dict(type="category", tickmode="array", showgrid=False, zeroline=False, ticks="")
+    return build_figure(
+        data, {}, title=title, height=80 + max(160, 170 * L), margin=dict(l=70, r=20, t=80, b=20),
+        xaxis=dict(axis, side="top", tickvals=[xcats[h * step + centre] for h in range(H)],
+                   ticktext=[f"head {h}" for h in range(H)]),
+        yaxis=dict(axis, autorange="reversed", scaleanchor="x", constrain="domain",
+                   tickvals=[ycats[layer * step + centre] for layer in range(L)],
+                   ticktext=[f"layer {layer}" for layer in range(L)]),
+    )
+
+
+def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:
+    """One scatter trace per opacity step, each holding all query->key segments of that strength."""
+    traces = []
+    q_idx, k_idx = np.nonzero(weights >= MIN_LINE_WEIGHT)
+    w = weights[q_idx, k_idx]
+    level = np.minimum((w * OPACITY_LEVELS).astype(int), OPACITY_LEVELS - 1)
+    for step in range(OPACITY_LEVELS):
+        sel = level == step
+        if not sel.any():
+            continue
+        n = int(sel.sum())
+        xs = np.tile([0.0, 1.0, np.nan], n)
+        ys = np.column_stack([q_idx[sel], k_idx[sel], np.full(n, np.nan)]).ravel()
+        traces.append(dict(
+            type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", name=f"head {head}",
+            legendgroup=f"head {head}", showlegend=not traces, opacity=(step + 1) / OPACITY_LEVELS,
+            line=dict(color=color, width=2),
+        ))
+    return traces
+
+
+def head_view_figure(trace: PromptTrace, layer: int, heads: list[int] | None = None) -> go.Figure:
+    """BertViz's head view: lines from each query (left) to each key (right), opacity = weight.
+
+    Heads are colour-coded and toggled from the legend. Opacity is the weight rounded up to
+    the next of ``OPACITY_LEVELS`` steps; lines under ``MIN_LINE_WEIGHT`` are not drawn.
+    """
+    title = f"Layer {layer}: which tokens each query attends to (line opacity = attention weight)"
+    empty = _no_attention(trace, title)
+    if empty is not None:
+        return empty
+    heads = list(range(trace.n_head)) if heads is None else [int(h) for h in heads]
+    for head in heads:
+        trace.head(layer, head)
+    T = trace.n_tokens
+    data: list[dict] = []
+    for head in heads:
+        data += _head_lines(trace.weights[layer, head], HEAD_COLORS[head % len(HEAD_COLORS)], head)
+    positions = np.arange(T)
+    for x, side, pos in ((0.0, "query (attending)", "middle left"), (1.0, "key (attended to)", "middle right")):
+        data.append(dict(
+            type="scatter", x=np.full(T, x), y=positions, mode="markers+text", text=trace.tokens,
+            textposition=pos, marker=dict(size=6, color="#444"), showlegend=False, name=side,
+            customdata=token_categories(trace.tokens), hovertemplate=f"{side}: %{{customdata}}<extra></extra>",
+        ))
+    shown = ", ".join(str(h) for h in heads)
+    return build_figure(
+        data, {}, title=f"{title}; heads {shown}", height=max(320, 16 * T + 120),
+        xaxis=dict(range=[-0.35, 1.35], visible=False, fixedrange=True),
+        yaxis=dict(autorange="reversed", visible=False),
+        annotations=[dict(text="query (attending)", x=0, y=1.02, xref="x", yref="paper", showarrow=False),
+                     dict(text="key (attended to)", x=1, y=1.02, xref="x", yref="paper", showarrow=False)],
+        legend=dict(title=dict(text="head (click to hide)")), margin=dict(l=20, r=20, t=70, b=20),
+    )
