@@ -71,7 +71,21 @@ def save_checkpoint(model: GPT, tokenizer, path: str | Path, *, half: bool = Fal
     for old in path.glob("model-*.safetensors"):
         if old.name != weights:
             old.unlink(missing_ok=True)
+    for stale in path.glob(".*.tmp"):  # left by a writer that was killed mid-write
+        stale.unlink(missing_ok=True)
     return path
+
+
+def user_checkpoint_path(name: str) -> Path:
+    """Where a user-saved checkpoint called ``name`` goes: checkpoints/user/<name>.
+
+    Only plain names are accepted (letters, digits, ``_ . -``; no slashes, no ``..``), so a
+    name can never point outside that folder.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise CheckpointError(f"invalid checkpoint name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+                              "starting with a letter or digit (no slashes).")
+    return CHECKPOINTS_DIR / "user" / name
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
