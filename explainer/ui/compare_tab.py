@@ -1,0 +1,104 @@
+"""Compare tab: one prompt, one seed, one temperature, four models (char / gpt2 x untrained / trained).
+
+The prompt is shown split by each tokenizer, and each sample with its token count and the
+model's validation bits per character, so the learner sees why raw BPE gibberish looks so
+different from raw char gibberish, and compares the two fairly (per character, not per token).
+"""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from . import common, limits, registry
+from .errors import friendly
+from .session import Session
+
+CELLS = [("untrained", "char"), ("untrained", "gpt2"), ("trained", "char"), ("trained", "gpt2")]
+
+
+def bits_per_char(session: Session, loaded, tok: str) -> tuple[float | None, str]:
+    """(val bits/char, what it was measured on) for one model."""
+    if loaded.key.startswith("untrained-"):
+        return registry.untrained_bpc(tok), "Tiny Shakespeare"
+    if loaded.key.startswith("session-"):
+        run = session.runs[tok]
+        if run.exported and run.exported.step == run.trainer.step:
+            return run.exported.meta["val_bpc"], run.spec.corpus_name
+
+        def measure():
+            from gpt.evaluate import evaluate
+
+            with common.using(loaded):
+                return evaluate(run.model, run.data, batches=limits.COMPARE_EVAL_BATCHES, batch_size=8).bpc
+        return session.cached(("bpc", loaded.version), measure), run.spec.corpus_name
+    return loaded.meta.get("val_bpc"), "Tiny Shakespeare"
+
+
+def cell(session: Session, stage: str, tok: str, prompt: str, seed: int, temperature: float, n: int):
+    """(markdown, sample text) for one cell of the grid."""
+    key = f"untrained-{tok}" if stage == "untrained" else session.trained(tok)
+    if key is None:
+        return (f"**trained · {tok}** — not available yet: train a {tok} model in the Train tab "
+                f"(the shipped checkpoint `{registry.SHIPPED[tok]}` is not installed).", "")
+    loaded = session.model(key)
+    from gpt.tokenizers import UnknownCharactersError
+
+    try:
+        gen = common.generate(loaded, prompt, max_new_tokens=n, temperature=temperature, seed=seed)
+    except UnknownCharactersError as e:
+        gr.Warning(f"{tok} model: {e}")
+        return f"**{stage} · {tok}** — {html.escape(loaded.label)}\n\n⚠️ {html.escape(str(e))}", ""
+    bpc, on = bits_per_char(session, loaded, tok)
+    bpc_text = f"val **{bpc:.2f}** bits/char ({html.escape(on)})" if bpc is not None else "val bits/char unknown"
+    head = f"**{stage} · {tok}** — {html.escape(loaded.label)}"
+    body = (f"prompt {len(gen.prompt_ids)} tokens · **{len(gen.new_ids)}** new tokens → "
+            f"{len(gen.text):,} characters · {bpc_text}")
+    return f"{head}\n\n{body}", prompt + gen.text
+
+
+def compare(session: Session, prompt: str, seed: int, temperature: float, max_new_tokens: int):
+    """Sample the same prompt from char/gpt2 x untrained/trained models, with tokens and bits/char."""
+    session = session or Session()
+    prompt = common.check_prompt(prompt, allow_empty=True)
+    seed = common.seed_value(seed)
+    n = int(max_new_tokens)
+    if not 1 <= n <= limits.MAX_COMPARE_TOKENS:
+        raise ValueError(f"new tokens must be between 1 and {limits.MAX_COMPARE_TOKENS}, got {max_new_tokens!r}.")
+    if not prompt:
+        gr.Info("Empty prompt: each model starts from its start token (newline for char, <|endoftext|> for gpt2).")
+    token_views = []
+    for tok in registry.TOKENIZERS:
+        t = registry.tokenizer(tok)
+        spans = common.token_spans(t, prompt)
+        token_views.append(gr.update(value=spans, label=common.token_label(t, spans)))
+    cells = [cell(session, stage, tok, prompt, seed, temperature, n) for stage, tok in CELLS]
+    return (*token_views, *[c[0] for c in cells], *[c[1] for c in cells])
+
+
+def build(session: gr.State) -> None:
+    """Lay out the Compare tab and wire its events (called inside ``gr.Tab``)."""
+    gr.Markdown("Same prompt, same seed, same temperature: four models. Each tokenizer cuts the prompt "
+                "differently (below), so an untrained gpt2 model strings together random *words and word pieces* "
+                "while an untrained char model strings together random *characters*. Bits per character make "
+                "the two comparable.", elem_classes="pa-note")
+    with gr.Row(equal_height=True):
+        prompt = gr.Textbox("ROMEO:", label="Prompt", scale=3, max_lines=3, elem_id="compare-prompt")
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED, scale=1)
+        temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", scale=2)
+        n = gr.Slider(1, limits.MAX_COMPARE_TOKENS, value=60, step=1, label="New tokens", scale=2)
+    go = gr.Button("Compare", variant="primary", elem_id="compare-go")
+    with gr.Row():
+        char_tokens = common.highlighted("char tokenizer", "compare-char-tokens")
+        gpt2_tokens = common.highlighted("gpt2 tokenizer", "compare-gpt2-tokens")
+    mds, texts = [], []
+    for row in ("untrained", "trained"):
+        with gr.Row(equal_height=True):
+            for tok in registry.TOKENIZERS:
+                with gr.Column(elem_classes="pa-cell"):
+                    mds.append(gr.Markdown(f"**{row} · {tok}**"))
+                    texts.append(gr.Textbox(show_label=False, lines=6, max_lines=8, interactive=False,
+                                            elem_id=f"compare-{row}-{tok}"))
+    gr.on([go.click, prompt.submit], friendly(compare), [session, prompt, seed, temperature, n],
+          [char_tokens, gpt2_tokens, *mds, *texts], api_name="compare", concurrency_id="inspect",
+          concurrency_limit=limits.INSPECT_CONCURRENCY)

@@ -1,0 +1,144 @@
+"""Inspect tab logic: one cached trace per (model, prompt, toggles), many figures from it.
+
+Every figure comes from ``explainer``; this module only chooses the trace and the
+arguments. Sliders (layer, head, query, key, temperature, top-k, top-p) reuse the trace
+cached in the session, so moving them never re-runs the network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from . import common, limits
+
+SCALES = ["×0.5", "×1", "×2", "unscaled"]
+SCALE_NOTES = {"×0.5": "half of 1/√d_k", "×1": "the model's own 1/√d_k", "×2": "twice 1/√d_k",
+               "unscaled": "factor 1: raw QKᵀ"}
+
+
+@dataclass
+class View:
+    """What every Inspect handler receives, so they all resolve the same cached trace."""
+
+    prompt: str
+    model: str
+    layer: int = 0
+    head: int = 0
+    causal: bool = True
+    scale: str = "×1"
+    query: int = 0
+    key: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+def scale_factor(config, name: str) -> float | None:
+    """attn_scale for a toggle: None keeps the model's own factor; the rest are relative to it."""
+    if name not in SCALES:
+        raise ValueError(f"attention scale must be one of {', '.join(SCALES)}, got {name!r}.")
+    return {"×1": None, "×0.5": 0.5 * config.scale(), "×2": 2.0 * config.scale(), "unscaled": 1.0}[name]
+
+
+def crop_prompt(tokenizer, prompt: str) -> tuple[str, bool]:
+    """Keep the last MAX_INSPECT_TOKENS tokens, so every figure stays legible."""
+    ids = tokenizer.encode(prompt)
+    if len(ids) <= limits.MAX_INSPECT_TOKENS:
+        return prompt, False
+    return tokenizer.decode(ids[-limits.MAX_INSPECT_TOKENS:]), True
+
+
+def get_trace(session, v: View):
+    """(loaded model, PromptTrace, prompt was cropped) from the session cache, tracing on a miss."""
+    from explainer import trace_prompt
+
+    prompt = common.check_prompt(v.prompt, allow_empty=False)
+    loaded = session.model(v.model)
+    prompt, cropped = crop_prompt(loaded.tokenizer, prompt)
+    cfg = loaded.model.config
+    causal = None if bool(v.causal) == cfg.causal else bool(v.causal)
+    attn_scale = scale_factor(cfg, v.scale)
+
+    def compute():
+        with common.using(loaded):
+            return trace_prompt(loaded.model, loaded.tokenizer, prompt, causal=causal, attn_scale=attn_scale)
+
+    key = ("trace", loaded.key, loaded.version, prompt, bool(v.causal), v.scale)
+    return loaded, session.cached(key, compute), cropped
+
+
+def _or_message(title: str, draw):
+    """A figure, or explainer's message figure saying why this one cannot be drawn."""
+    from explainer.figures.common import message_figure
+
+    try:
+        return draw()
+    except ValueError as e:
+        return message_figure(title, str(e))
+
+
+def head_figures(tr, v: View):
+    """Five stages, head view and q·k products of the selected head."""
+    from explainer.figures import five_stages_figure, head_view_figure, qk_products_figure
+
+    layer, head = int(v.layer), int(v.head)
+    last = tr.n_tokens - 1
+    query = min(int(v.query), last)
+    key = min(int(v.key), query if tr.causal else last)
+    return (_or_message("Five stages", lambda: five_stages_figure(tr, layer, head)),
+            _or_message("Head view", lambda: head_view_figure(tr, layer, [head])),
+            _or_message("q·k products", lambda: qk_products_figure(tr, layer, head, query, key)))
+
+
+def distribution(loaded, tr, v: View):
+    """The next-token distribution after temperature / top-k / top-p, from the cached logits."""
+    from explainer.figures import next_token_figure
+
+    top_k = int(v.top_k) or None
+    top_p = float(v.top_p) if float(v.top_p) < 1 else None
+    return next_token_figure(tr, loaded.tokenizer, temperature=float(v.temperature), top_k=top_k, top_p=top_p)
+
+
+def notes(loaded, tr, cropped: bool) -> str:
+    parts = [f"**{loaded.label}** · {tr.n_tokens} tokens · {tr.n_layer} layers × {tr.n_head} heads · "
+             f"d_k = {tr.head_dim} · scale {tr.scale:.4g} · causal mask {'on' if tr.causal else 'off'}"]
+    if cropped or tr.cropped:
+        parts.append(f"The prompt was cut to its last {min(limits.MAX_INSPECT_TOKENS, tr.n_tokens)} tokens.")
+    if tr.n_layer == 0:
+        parts.append("This model has no attention (bigram): only the next-token distribution applies.")
+    return "  \n".join(parts)
+
+
+def selectors(tr, v: View) -> tuple:
+    """Slider updates that fit this model and prompt (values clamped into range)."""
+    L, H, T = max(1, tr.n_layer), max(1, tr.n_head), tr.n_tokens
+    return (gr.update(maximum=L - 1, value=min(int(v.layer), L - 1), interactive=L > 1),
+            gr.update(maximum=H - 1, value=min(int(v.head), H - 1), interactive=H > 1),
+            gr.update(maximum=max(1, T - 1), value=min(int(v.query), T - 1)),
+            gr.update(maximum=max(1, T - 1), value=min(int(v.key), T - 1)))
+
+
+def full(session, v: View) -> tuple:
+    """Everything the tab shows: notes, five figures and fitted selectors."""
+    from explainer.figures import all_heads_figure
+
+    loaded, tr, cropped = get_trace(session, v)
+    asked = int(v.layer), int(v.head)
+    v.layer, v.head = min(asked[0], max(0, tr.n_layer - 1)), min(asked[1], max(0, tr.n_head - 1))
+    v.query = min(int(v.query), tr.n_tokens - 1)
+    text = notes(loaded, tr, cropped)
+    if tr.n_layer and asked != (v.layer, v.head):
+        text += (f"  \nLayer {asked[0]}, head {asked[1]} does not exist in this model: "
+                 f"showing layer {v.layer}, head {v.head}.")
+    stages, head_view, qk = head_figures(tr, v)
+    return (text, stages, all_heads_figure(tr), head_view, qk, distribution(loaded, tr, v), *selectors(tr, v))
+
+
+def pick(text: str) -> tuple[int, int]:
+    """'layer,head,nonce' from the grid's click bridge -> (layer, head)."""
+    try:
+        layer, head = (int(float(x)) for x in str(text).split(",")[:2])
+    except ValueError:
+        raise ValueError(f"could not read a head from {text!r}.") from None
+    return layer, head

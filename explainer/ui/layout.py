@@ -1,0 +1,75 @@
+"""The whole app: a header, one tab per module, the queue, and what ``launch`` needs.
+
+Building the Blocks loads no model and no corpus (everything heavy is lazy), so the
+first page is served quickly; the tabs fill themselves in on first use.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import compare_tab, inspect_tab, learn_tab, limits, train_tab
+from .session import Session, cleanup_session
+
+HEADER = """# playAttention
+**See attention inside a tiny GPT.** *Train* a model from the bigram up to a small GPT and watch the loss fall;
+*Compare* char and GPT-2 tokenizers before and after training; *Inspect* every stage of every head;
+*Learn* the ideas step by step."""
+
+CSS = """
+.pa-progress { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; }
+.pa-bar { height: 100%; background: var(--color-accent); transition: width .3s ease; }
+.pa-progress-label { font-size: 0.9em; margin-top: 4px; color: var(--body-text-color-subdued); }
+.pa-note { font-size: 0.92em; color: var(--body-text-color-subdued); }
+.pa-cell { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; }
+.pa-step-text { font-size: 1.05em; line-height: 1.5; }
+"""
+
+# Plotly figures inside gr.Plot have no click event in Gradio: this bridge forwards a click
+# on the all-heads grid to a hidden textbox, whose change event selects that head.
+HEAD_JS = """
+<script>
+(() => {
+  const hook = () => {
+    const plot = document.querySelector('#heads-grid .js-plotly-plot');
+    if (!plot || plot.dataset.paHooked === '1' || !plot.on) return;
+    plot.dataset.paHooked = '1';
+    plot.on('plotly_click', (ev) => {
+      const p = ev && ev.points && ev.points[0];
+      if (!p || !p.customdata) return;
+      const box = document.querySelector('#head-pick textarea, #head-pick input');
+      if (!box) return;
+      box.value = `${p.customdata[0]},${p.customdata[1]},${Date.now()}`;
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+  };
+  new MutationObserver(hook).observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+"""
+
+
+def build_demo() -> gr.Blocks:
+    """The playAttention Blocks, with its queue configured (not launched)."""
+    with gr.Blocks(title="playAttention", delete_cache=(3600, 3600)) as demo:
+        session = gr.State(Session, delete_callback=cleanup_session)
+        gr.Markdown(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Train", id="train"):
+                train_tab.build(session)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(session)
+            with gr.Tab("Inspect", id="inspect") as inspect:
+                inspect_tab.build(session, inspect)
+            with gr.Tab("Learn", id="learn") as learn:
+                learn_tab.build(session, learn)
+    demo.queue(max_size=limits.QUEUE_MAX_SIZE, default_concurrency_limit=limits.INSPECT_CONCURRENCY)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Arguments for ``demo.launch``: theme, CSS and the click bridge go here in Gradio 6.
+
+    No port or host is set: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as Spaces do).
+    """
+    return dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS, head=HEAD_JS,
+                max_file_size=f"{limits.MAX_UPLOAD_MB}mb", show_error=True)

@@ -1,0 +1,96 @@
+"""Every cap the app enforces, in one place, so the README can quote them.
+
+Chosen for a shared 2-vCPU Hugging Face Space: a visitor can train anything from the
+bigram to a char-level gpt-small, but no single run can hold the machine for long.
+This module imports nothing heavy; ``check_train`` raises ValueError with a message
+that says what to change.
+"""
+from __future__ import annotations
+
+import math
+
+# training: the run itself
+MAX_ITERS = 5000
+MAX_TRAIN_SECONDS = 600  # wall-clock cap: the run stops (model kept) after 10 minutes
+MAX_PARAMS = 12_000_000  # gpt-small with the char tokenizer fits; with gpt2 BPE it does not
+MAX_BATCH = 64
+MAX_BLOCK = 256
+MAX_LAYERS = 8
+MAX_HEADS = 8
+MAX_EMBD = 512
+MAX_DROPOUT = 0.5
+MIN_LR, MAX_LR = 1e-5, 1e-2
+MAX_SEED = 2**31 - 1
+MAX_UPLOAD_MB = 10
+EVAL_ITERS = 20  # batches per evaluation while training
+EVALS_PER_RUN = 10  # evaluation points drawn on the loss curve
+FINAL_EVAL_BATCHES = 40  # batches for the final val loss / bits per character
+SAMPLE_TOKENS = 120  # length of the samples shown while training
+UI_UPDATE_S = 0.5  # at most two plot updates per second (evaluations and samples always show)
+
+# inspection and generation
+MAX_NEW_TOKENS = 400
+MAX_COMPARE_TOKENS = 200
+MAX_PROMPT_CHARS = 2000
+MAX_INSPECT_TOKENS = 64  # longer prompts keep their last 64 tokens in Inspect
+COMPARE_EVAL_BATCHES = 8  # batches for an untrained/session model's bits per character
+TRACE_CACHE_SIZE = 8  # traces kept per session so sliders never re-run the network
+
+# queues: training has its own lane, so Inspect stays responsive while someone trains
+TRAIN_CONCURRENCY = 1
+INSPECT_CONCURRENCY = 2
+QUEUE_MAX_SIZE = 64
+
+PRESET_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
+
+
+def _whole(name: str, value, lo: int, hi: int) -> int:
+    if value is None or isinstance(value, bool) or float(value) != int(value):
+        raise ValueError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}.")
+    return v
+
+
+def check_train(*, iters, lr, batch_size, block_size, n_layer, n_head, n_embd, dropout, seed,
+                sample_every) -> dict:
+    """Validate the Train tab's hyperparameters; return them as clean Python numbers."""
+    try:
+        lr_f, drop_f = float(lr), float(dropout)
+    except (TypeError, ValueError):
+        raise ValueError("learning rate and dropout must be numbers.") from None
+    if not (math.isfinite(lr_f) and MIN_LR <= lr_f <= MAX_LR):
+        raise ValueError(f"learning rate must be between {MIN_LR:g} and {MAX_LR:g}, got {lr!r} "
+                         "(1e-3 is a good start).")
+    if not (math.isfinite(drop_f) and 0.0 <= drop_f <= MAX_DROPOUT):
+        raise ValueError(f"dropout must be between 0 and {MAX_DROPOUT}, got {dropout!r}.")
+    return dict(
+        iters=_whole("iterations", iters, 1, MAX_ITERS), lr=lr_f, dropout=drop_f,
+        batch_size=_whole("batch size", batch_size, 1, MAX_BATCH),
+        block_size=_whole("block size", block_size, 2, MAX_BLOCK),
+        n_layer=_whole("layers", n_layer, 0, MAX_LAYERS), n_head=_whole("heads", n_head, 0, MAX_HEADS),
+        n_embd=_whole("n_embd", n_embd, 8, MAX_EMBD), seed=_whole("seed", seed, 0, MAX_SEED),
+        sample_every=_whole("sample every", sample_every, 0, MAX_ITERS),
+    )
+
+
+def check_params(n_params: int, tokenizer: str) -> None:
+    """Refuse models too big to train on a shared CPU, saying how to shrink them."""
+    if n_params > MAX_PARAMS:
+        hint = (" Most of a gpt2-tokenizer model is its 50,257 x n_embd embedding: lower n_embd "
+                "or use the char tokenizer.") if tokenizer == "gpt2" else " Lower n_embd or the number of layers."
+        raise ValueError(f"this model has {n_params:,} parameters; the limit here is {MAX_PARAMS:,}.{hint}")
+
+
+def table() -> list[tuple[str, str]]:
+    """The caps as (what, limit) rows, for the README and the Train tab."""
+    return [
+        ("iterations", f"1 .. {MAX_ITERS:,}"), ("wall time per run", f"{MAX_TRAIN_SECONDS // 60} min (then it stops, model kept)"),
+        ("parameters", f"{MAX_PARAMS:,}"), ("batch size", f"1 .. {MAX_BATCH}"), ("block size", f"2 .. {MAX_BLOCK}"),
+        ("layers / heads", f"0 .. {MAX_LAYERS} / 0 .. {MAX_HEADS}"), ("n_embd", f"8 .. {MAX_EMBD}"),
+        ("dropout", f"0 .. {MAX_DROPOUT}"), ("learning rate", f"{MIN_LR:g} .. {MAX_LR:g}"),
+        ("upload", f".txt, UTF-8, up to {MAX_UPLOAD_MB} MB"), ("training runs at once", str(TRAIN_CONCURRENCY)),
+        ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
+        ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
+    ]

@@ -1,0 +1,103 @@
+"""Read-only things every session shares: the corpus, tokenizers, shipped and untrained models.
+
+Each is loaded once, lazily, on first use (never at build time, so the app starts fast),
+and never modified afterwards: sessions only read them. A shipped checkpoint that is not
+there yet (``shakespeare-char`` / ``shakespeare-gpt2``) falls back to the untrained model.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass, field
+
+from . import limits
+
+SHIPPED = {"char": "shakespeare-char", "gpt2": "shakespeare-gpt2"}
+TOKENIZERS = ("char", "gpt2")
+
+
+def once(fn):
+    """functools.cache that also makes concurrent first callers wait for one load."""
+    cached = functools.cache(fn)
+    lock = threading.Lock()
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        with lock:
+            return cached(*args)
+    wrapper.cache_clear = cached.cache_clear
+    return wrapper
+
+
+@dataclass
+class Loaded:
+    """A model ready to use, with what the UI says about it."""
+
+    key: str
+    model: object
+    tokenizer: object
+    label: str
+    meta: dict = field(default_factory=dict)
+    version: str = "0"  # changes whenever the weights may have changed (for caches)
+    lock: object = None  # held while the weights may change (a session model in training)
+
+
+@once
+def shakespeare_text() -> str:
+    from gpt import load_tiny_shakespeare
+
+    return load_tiny_shakespeare()
+
+
+@once
+def tokenizer(name: str):
+    """The char tokenizer of Tiny Shakespeare, or GPT-2 BPE."""
+    from gpt import get_tokenizer
+
+    return get_tokenizer("gpt2") if name == "gpt2" else get_tokenizer("char", corpus=shakespeare_text())
+
+
+@once
+def shakespeare_data(name: str):
+    """Tiny Shakespeare as train/val tokens for one tokenizer (read-only, shared by all runs)."""
+    from gpt import TokenData
+
+    return TokenData.from_text(shakespeare_text(), tokenizer(name))
+
+
+def checkpoint_names() -> list[str]:
+    """Checkpoints on disk right now (a directory listing: cheap, so new ones show up)."""
+    from gpt.checkpoint import list_checkpoints
+
+    return list_checkpoints()
+
+
+def has_shipped(tok: str) -> bool:
+    return SHIPPED[tok] in checkpoint_names()
+
+
+@once
+def stock(key: str) -> Loaded:
+    """A checkpoint from disk or an ``untrained-*`` model, loaded once and shared read-only."""
+    from gpt.checkpoint import load_checkpoint
+
+    model, tok, meta = load_checkpoint(key, with_meta=True)
+    if key.startswith("untrained-"):
+        label = f"untrained ({tok.name}, random weights, seed {meta.get('seed')})"
+    else:
+        label = f"{key} (step {meta.get('step', '?')})"
+    return Loaded(key, model, tok, label, meta, version=str(meta.get("weights_sha256", key))[:12])
+
+
+@once
+def untrained_bpc(tok: str) -> float:
+    """Validation bits per character of the untrained model on Tiny Shakespeare."""
+    from gpt.evaluate import evaluate
+
+    m = stock(f"untrained-{tok}")
+    return evaluate(m.model, shakespeare_data(tok), batches=limits.COMPARE_EVAL_BATCHES, batch_size=8).bpc
+
+
+def default_model_key() -> str:
+    """What Inspect shows first: the shipped char model, else the untrained one."""
+    return SHIPPED["char"] if has_shipped("char") else "untrained-char"

@@ -1,0 +1,85 @@
+"""A visitor's own things, kept in ``gr.State``: the models they trained and cached traces.
+
+Nothing here is shared between visitors; shared read-only models come from ``registry``.
+Model keys used across the tabs and the API:
+
+* ``shakespeare-char`` / ``shakespeare-gpt2`` (and any other checkpoint on disk),
+* ``session-char`` / ``session-gpt2``: the model this session trained last with that tokenizer,
+* ``untrained-char`` / ``untrained-gpt2``: random weights from a fixed seed.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import limits, registry
+
+
+class Session:
+    def __init__(self):
+        self.runs: dict[str, object] = {}  # tokenizer -> TrainingRun (the latest one)
+        self.latest = None  # the run the Train tab shows
+        self.traces: OrderedDict = OrderedDict()
+
+    def add_run(self, run) -> None:
+        old = self.runs.get(run.spec.tokenizer)
+        if old is not None and old is not run:
+            old.cleanup()
+        self.runs[run.spec.tokenizer] = run
+        self.latest = run
+        self.traces.clear()
+
+    def drop_run(self, run) -> None:
+        """Forget a run that failed (e.g. diverged), so its broken weights are never shown."""
+        if self.runs.get(run.spec.tokenizer) is run:
+            del self.runs[run.spec.tokenizer]
+        if self.latest is run:
+            self.latest = None
+        run.cleanup()
+
+    def cleanup(self) -> None:
+        for run in self.runs.values():
+            run.cleanup()
+
+    def model(self, key: str) -> registry.Loaded:
+        """Resolve a model key (see the module docstring) to a loaded model."""
+        if key.startswith("session-"):
+            tok = key.split("-", 1)[1]
+            run = self.runs.get(tok)
+            if run is None:
+                raise ValueError(f"this session has not trained a {tok} model yet: start one in the Train tab.")
+            state = "training" if run.running else run.status
+            label = f"your {run.spec.preset} ({tok}, step {run.trainer.step}, {state})"
+            return registry.Loaded(key, run.model, run.tokenizer, label, meta={}, version=run.version, lock=run.lock)
+        if not (key.startswith("untrained-") or key in registry.checkpoint_names()):
+            raise ValueError(f"unknown model {key!r}; choose one of: {', '.join(k for _, k in self.choices())}.")
+        return registry.stock(key)
+
+    def trained(self, tok: str) -> str | None:
+        """The 'trained' model key for a tokenizer: this session's, else the shipped one, else None."""
+        if tok in self.runs:
+            return f"session-{tok}"
+        return registry.SHIPPED[tok] if registry.has_shipped(tok) else None
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) for the model pickers."""
+        out = [(f"{name} (checkpoint)", name) for name in registry.checkpoint_names()]
+        out += [(f"your trained {tok} model ({run.spec.preset})", f"session-{tok}") for tok, run in self.runs.items()]
+        out += [(f"untrained {tok} model", f"untrained-{tok}") for tok in registry.TOKENIZERS]
+        return out
+
+    def cached(self, key: tuple, compute):
+        """LRU cache of expensive results (traces), so sliders never re-run the network."""
+        if key in self.traces:
+            self.traces.move_to_end(key)
+            return self.traces[key]
+        value = compute()
+        self.traces[key] = value
+        while len(self.traces) > limits.TRACE_CACHE_SIZE:
+            self.traces.popitem(last=False)
+        return value
+
+
+def cleanup_session(session) -> None:
+    """gr.State delete callback: remove the session's exported files."""
+    if isinstance(session, Session):
+        session.cleanup()

@@ -1,0 +1,237 @@
+"""Train tab: pick a corpus, tokenizer and rung of the ladder, then watch the loss fall live.
+
+``/train`` streams (loss figure, progress, stats, sample, checkpoint zip, report) after
+each evaluation, sample, or at most every ``limits.UI_UPDATE_S`` seconds. Stop (or
+cancelling the job) halts at the next step; the model stays as it is and becomes this
+session's model for the other tabs. ``/export`` stops the session's run if needed and
+returns the checkpoint zip and the report.
+"""
+from __future__ import annotations
+
+import html
+import time
+
+import gradio as gr
+
+from . import limits
+from .errors import friendly
+from .gpu import gpu
+from .session import Session
+from .training import TrainingRun, TrainSpec
+
+PRESET_NAMES = ["bigram", "single-head", "multi-head", "block", "gpt-tiny", "gpt-small"]
+SHAKESPEARE, UPLOAD = "Tiny Shakespeare", "My uploaded .txt"
+STOP_WAIT_S = 120
+
+
+def preset_values(preset: str) -> dict:
+    """The ladder preset's shape, as the sliders show it (bigram has no layers or heads)."""
+    from gpt.config import PRESET_NOTES, PRESETS
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    p = PRESETS[preset]
+    return dict(block_size=p["block_size"], n_layer=p["n_layer"], n_head=p["n_head"], n_embd=p["n_embd"],
+                dropout=p.get("dropout", 0.0), note=PRESET_NOTES.get(preset, ""))
+
+
+def progress_html(run: TrainingRun | None) -> str:
+    if run is None:
+        return "<div class='pa-progress'><div class='pa-bar' style='width:0%'></div></div>" \
+               "<div class='pa-progress-label'>not started</div>"
+    step, total = run.trainer.step, run.trainer.config.max_iters
+    pct = 100.0 * step / max(1, total)
+    state = {"training": "training…", "done": "finished", "stopped": "stopped — model kept as it is",
+             "time limit": f"stopped at the {limits.MAX_TRAIN_SECONDS // 60}-minute limit — model kept"}.get(run.status, run.status)
+    return (f"<div class='pa-progress'><div class='pa-bar' style='width:{pct:.1f}%'></div></div>"
+            f"<div class='pa-progress-label'>step {step:,} / {total:,} · {pct:.0f}% · {html.escape(state)}</div>")
+
+
+def stats_markdown(run: TrainingRun | None) -> str:
+    if run is None:
+        return "Press **Start** to train. The loss curve, tokens/s and samples appear here as it runs."
+    evs = run.events
+    parts = [f"**{run.model.num_params():,}** parameters on {run.trainer.device}"]
+    if evs:
+        ev = evs[-1]
+        cfg = run.trainer.config
+        tps = ev.step * cfg.batch_size * run.model.config.block_size / max(ev.elapsed_s, 1e-9)
+        parts += [f"**{tps:,.0f}** tokens/s", f"**{ev.elapsed_s:,.1f}** s elapsed", f"train loss **{ev.train_loss:.3f}**"]
+        vals = [e for e in evs if e.val_loss is not None]
+        if vals:
+            parts.append(f"val loss **{vals[-1].val_loss:.3f}** (step {vals[-1].step})")
+    if run.exported:
+        parts.append(f"final val **{run.exported.meta['val_bpc']:.3f}** bits/char")
+    return " · ".join(parts)
+
+
+def latest_sample(run: TrainingRun | None) -> str:
+    if run is None:
+        return ""
+    for ev in reversed(run.events):
+        if ev.sample is not None:
+            return f"[step {ev.step}]\n{ev.sample}"
+    return f"[before training, step 0]\n{run.sample_before}"
+
+
+def render(run: TrainingRun | None, session: Session, files: bool = False):
+    """The Train tab's outputs for the run's current state."""
+    from gpt.report import loss_figure
+
+    fig = loss_figure(run.events if run else [], title=run.title() if run else "Loss")
+    zip_path = report = None
+    if files and run is not None and run.exported:
+        zip_path, report = run.exported.zip_path, run.exported.report_path
+    return fig, progress_html(run), stats_markdown(run), latest_sample(run), zip_path, report, session
+
+
+def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
+              n_embd, dropout, seed, sample_every) -> TrainSpec:
+    """Check every input against the limits; a specific ValueError for anything out of range."""
+    if tokenizer not in ("char", "gpt2"):
+        raise ValueError(f"tokenizer must be 'char' or 'gpt2', got {tokenizer!r}.")
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"preset must be one of {', '.join(PRESET_NAMES)}, got {preset!r}.")
+    hp = limits.check_train(iters=iters, lr=lr, batch_size=batch_size, block_size=block_size, n_layer=n_layer,
+                            n_head=n_head, n_embd=n_embd, dropout=dropout, seed=seed, sample_every=sample_every)
+    if corpus == UPLOAD:
+        if not upload:
+            raise ValueError("choose a .txt file to upload first (or pick Tiny Shakespeare).")
+        return TrainSpec(tokenizer, preset, hp, corpus_path=str(upload), corpus_name=_file_name(upload))
+    return TrainSpec(tokenizer, preset, hp)
+
+
+def _file_name(path) -> str:
+    from pathlib import Path
+
+    return Path(str(path)).name
+
+
+def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, iters: int, lr: float,
+          batch_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float,
+          seed: int, sample_every: int):
+    """Train a model from the ladder, streaming the live loss curve; Stop keeps the model."""
+    if session is None:
+        session = Session()
+    spec = make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
+                     n_embd, dropout, seed, sample_every)
+    run = TrainingRun(spec)
+    session.add_run(run)
+    yield render(run, session)
+    last = time.monotonic()
+    try:
+        for ev in run.steps():
+            if ev.val_loss is not None or ev.sample is not None or time.monotonic() - last >= limits.UI_UPDATE_S:
+                last = time.monotonic()
+                yield render(run, session)
+    except Exception:
+        session.drop_run(run)
+        raise
+    finally:
+        run.close()
+    if run.status == "time limit":
+        gr.Warning(f"Training reached the {limits.MAX_TRAIN_SECONDS // 60}-minute limit for one run; "
+                   "the model is kept as it is.")
+    run.export()
+    yield render(run, session, files=True)
+
+
+def export(session: Session):
+    """Stop this session's training run if it is running, then return its checkpoint and report."""
+    run = session.latest if session else None
+    if run is None:
+        gr.Info("Nothing to stop or download yet: start a training run first.")
+        return render(None, session or Session())
+    run.request_stop()
+    if not run.wait(STOP_WAIT_S):
+        raise gr.Error("the run did not stop in time; press Stop again.")
+    run.export()
+    return render(run, session, files=True)
+
+
+def request_stop(session: Session) -> None:
+    """Ask the running generator to stop at its next step (the cancel also closes it)."""
+    if session is not None and session.latest is not None:
+        session.latest.request_stop()
+
+
+def check_upload(path):
+    """Validate an upload as soon as it arrives: empty, binary or non-UTF-8 files are refused."""
+    from pathlib import Path
+
+    from gpt.data import DataError, decode_text
+
+    if not path:
+        return gr.update(value=SHAKESPEARE), gr.update(value=None), "Using Tiny Shakespeare."
+    p = Path(str(path))
+    try:
+        if p.stat().st_size > limits.MAX_UPLOAD_MB * 1_000_000:
+            raise DataError(f"{p.name} is larger than {limits.MAX_UPLOAD_MB} MB; upload a smaller excerpt.")
+        text = decode_text(p.read_bytes(), p.name)
+    except DataError as e:
+        gr.Warning(str(e), title="This file cannot be used")
+        return gr.update(value=SHAKESPEARE), gr.update(value=None), f"⚠️ {e}"
+    return (gr.update(value=UPLOAD), gr.update(),
+            f"**{html.escape(p.name)}**: {len(text):,} characters, {len(set(text))} distinct.")
+
+
+def on_preset(preset: str):
+    v = preset_values(preset)
+    return v["block_size"], v["n_layer"], v["n_head"], v["n_embd"], v["dropout"], f"*{v['note']}*"
+
+
+def build(session: gr.State) -> None:
+    """Lay out the Train tab and wire its events (called inside ``gr.Tab``)."""
+    p = preset_values("gpt-tiny")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            corpus = gr.Radio([SHAKESPEARE, UPLOAD], value=SHAKESPEARE, label="Corpus")
+            upload = gr.File(label="Your own text (.txt, UTF-8)", file_types=[".txt"], type="filepath", height=90)
+            corpus_info = gr.Markdown("Using Tiny Shakespeare.")
+            with gr.Row():
+                tokenizer = gr.Radio(["char", "gpt2"], value="char", label="Tokenizer")
+                preset = gr.Dropdown(PRESET_NAMES, value="gpt-tiny", label="Preset (model ladder)")
+            preset_note = gr.Markdown(f"*{p['note']}*")
+            with gr.Accordion("Hyperparameters", open=True):
+                with gr.Row():
+                    iters = gr.Slider(10, limits.MAX_ITERS, value=500, step=10, label="Iterations")
+                    lr = gr.Number(1e-3, label=f"Learning rate ({limits.MIN_LR:g} .. {limits.MAX_LR:g})")
+                with gr.Row():
+                    batch = gr.Slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
+                    block = gr.Slider(2, limits.MAX_BLOCK, value=p["block_size"], step=1, label="Block size")
+                with gr.Row():
+                    layers = gr.Slider(0, limits.MAX_LAYERS, value=p["n_layer"], step=1, label="Layers")
+                    heads = gr.Slider(0, limits.MAX_HEADS, value=p["n_head"], step=1, label="Heads")
+                with gr.Row():
+                    n_embd = gr.Slider(8, limits.MAX_EMBD, value=p["n_embd"], step=8, label="n_embd")
+                    dropout = gr.Slider(0, limits.MAX_DROPOUT, value=p["dropout"], step=0.05, label="Dropout")
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
+                    sample_every = gr.Slider(0, 1000, value=100, step=10, label="Sample every N steps (0 = off)")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            gr.Markdown(f"Limits on this shared machine: at most {limits.MAX_ITERS:,} iterations, "
+                        f"{limits.MAX_PARAMS / 1e6:.0f} M parameters and {limits.MAX_TRAIN_SECONDS // 60} minutes "
+                        "per run; one run trains at a time (others wait in the queue).", elem_classes="pa-note")
+        with gr.Column(scale=2, min_width=420):
+            progress = gr.HTML(progress_html(None), elem_id="train-progress")
+            plot = gr.Plot(label="Loss (train and validation)", elem_id="loss-plot")
+            stats = gr.Markdown(stats_markdown(None), elem_id="train-stats")
+            sample = gr.Textbox(label="Latest sample (temperature 1, from the start token)", lines=6,
+                                max_lines=10, interactive=False, elem_id="train-sample")
+            with gr.Row():
+                ckpt = gr.File(label="Checkpoint (.zip)", interactive=False, height=80)
+                report = gr.File(label="Training report (.md)", interactive=False, height=80)
+
+    outputs = [plot, progress, stats, sample, ckpt, report, session]
+    upload.change(check_upload, upload, [corpus, upload, corpus_info], api_visibility="private")
+    preset.change(on_preset, preset, [block, layers, heads, n_embd, dropout, preset_note], api_visibility="private")
+    inputs = [session, corpus, upload, tokenizer, preset, iters, lr, batch, block, layers, heads, n_embd, dropout,
+              seed, sample_every]
+    train_ev = start.click(gpu(limits.MAX_TRAIN_SECONDS + 60)(friendly(train)), inputs, outputs, api_name="train",
+                           concurrency_id="train", concurrency_limit=limits.TRAIN_CONCURRENCY,
+                           show_progress="minimal")
+    stop.click(request_stop, session, None, cancels=[train_ev], queue=False, api_visibility="private").then(
+        friendly(export), session, outputs, api_name="export", concurrency_id="export", concurrency_limit=2,
+        show_progress="minimal")

@@ -1,0 +1,202 @@
+"""One training run of the Train tab: build it, step it, stop it, export it. No Gradio here.
+
+The run lives in the visitor's session, so the model it trains is theirs alone. Its lock is
+held during each optimiser step, so another tab can read the weights between steps.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from . import limits, registry
+
+EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
+
+
+@dataclass
+class TrainSpec:
+    """What the learner asked for, already checked against the limits."""
+
+    tokenizer: str
+    preset: str
+    hp: dict  # from limits.check_train
+    corpus_path: str | None = None  # None = Tiny Shakespeare
+    corpus_name: str = "Tiny Shakespeare"
+
+    def overrides(self) -> dict:
+        return {k: self.hp[k] for k in limits.PRESET_FIELDS}
+
+    def command(self) -> str:
+        """The CLI command that reproduces this run."""
+        hp = self.hp
+        args = ["--preset", self.preset, "--tokenizer", self.tokenizer, "--max-iters", hp["iters"],
+                "--batch-size", hp["batch_size"], "--lr", hp["lr"], "--seed", hp["seed"],
+                "--block-size", hp["block_size"], "--n-layer", hp["n_layer"], "--n-head", hp["n_head"],
+                "--n-embd", hp["n_embd"], "--dropout", hp["dropout"], "--out", "checkpoints/user/my-run"]
+        if self.corpus_path:
+            args += ["--data", self.corpus_name]
+        return "python -m gpt.train " + " ".join(shlex.quote(str(a)) for a in args)
+
+
+@dataclass
+class Export:
+    step: int
+    zip_path: str
+    report_path: str
+    meta: dict
+
+
+def train_config(hp: dict):
+    """The TrainConfig for the app's runs: ~10 evaluations and a short warmup whatever the length."""
+    from gpt import TrainConfig
+
+    iters = hp["iters"]
+    return TrainConfig(max_iters=iters, batch_size=hp["batch_size"], lr=hp["lr"],
+                       warmup_iters=min(100, iters // 10), eval_interval=max(1, iters // limits.EVALS_PER_RUN),
+                       eval_iters=limits.EVAL_ITERS, sample_interval=hp["sample_every"],
+                       sample_tokens=limits.SAMPLE_TOKENS, seed=hp["seed"])
+
+
+def corpus(spec: TrainSpec):
+    """(tokenizer, TokenData) for the run: shared Tiny Shakespeare data, or the upload's own."""
+    if spec.corpus_path is None:
+        return registry.tokenizer(spec.tokenizer), registry.shakespeare_data(spec.tokenizer)
+    from gpt import TokenData, get_tokenizer, load_text
+
+    text = load_text(spec.corpus_path)
+    tok = get_tokenizer("char", corpus=text) if spec.tokenizer == "char" else registry.tokenizer("gpt2")
+    return tok, TokenData.from_text(text, tok)
+
+
+class TrainingRun:
+    """A model being trained for one session, with its history and status."""
+
+    def __init__(self, spec: TrainSpec):
+        import torch
+        from gpt import GPT, Trainer, preset_config
+        from gpt.train import sample
+
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:8]
+        self.tokenizer, self.data = corpus(spec)
+        config = preset_config(spec.preset, self.tokenizer.vocab_size, **spec.overrides())
+        with torch.device("meta"):  # count parameters without allocating them
+            n_params = GPT(config).num_params()
+        limits.check_params(n_params, spec.tokenizer)
+        self.data.check_block_size(config.block_size)
+        torch.manual_seed(spec.hp["seed"])
+        self.model = GPT(config)
+        self.trainer = Trainer(self.model, self.data, train_config(spec.hp), tokenizer=self.tokenizer)
+        self.sample_before = sample(self.model, self.tokenizer, spec.hp["seed"], limits.SAMPLE_TOKENS)
+        self._init_sync()
+        self.status = "ready"
+        self.stop_requested = False
+        self.started = 0.0
+        self.exported: Export | None = None
+
+    def _init_sync(self) -> None:
+        self.lock = threading.Lock()
+        self.export_lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def __getstate__(self):  # locks cannot be copied or pickled (e.g. by ZeroGPU): rebuilt on load
+        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "export_lock", "finished")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_sync()
+        if self.status != "training":
+            self.finished.set()
+
+    @property
+    def events(self):
+        return self.trainer.history
+
+    @property
+    def running(self) -> bool:
+        return self.status == "training"
+
+    @property
+    def version(self) -> str:
+        return f"{self.id}:{self.trainer.step}"
+
+    def title(self) -> str:
+        return f"{self.spec.preset} · {self.spec.tokenizer} · {self.spec.corpus_name}"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
+
+    def steps(self) -> Iterator:
+        """Train, yielding each TrainEvent; returns early on a stop request or the time cap."""
+        self.status, self.started = "training", time.monotonic()
+        it = self.trainer.run()
+        try:
+            while True:
+                if self.stop_requested:
+                    self.status = "stopped"
+                    return
+                if self.elapsed() > limits.MAX_TRAIN_SECONDS:
+                    self.status = "time limit"
+                    return
+                with self.lock:
+                    ev = next(it, None)
+                if ev is None:
+                    self.status = "done"
+                    return
+                yield ev
+        except Exception:
+            self.status = "failed"
+            raise
+        finally:
+            it.close()
+            self.close()
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def close(self) -> None:
+        """The run is over (finished, stopped or cancelled): the model stays as it is."""
+        if self.status in ("training", "ready"):
+            self.status = "stopped"
+        self.model.eval()
+        self.finished.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self.finished.wait(timeout)
+
+    def export(self) -> Export:
+        """Checkpoint (zip) + report for the model as it is now; cached until it changes."""
+        import torch
+        from gpt.train import Run, finish_run
+
+        with self.export_lock, self.lock:
+            step = self.trainer.step
+            if self.exported and self.exported.step == step:
+                return self.exported
+            if not self.events:
+                raise ValueError("training stopped before its first step: there is no trained model to download.")
+            last = self.events[-1]
+            if last.val_loss is None:  # stopped between evaluations: evaluate at this step
+                g = torch.Generator().manual_seed(self.spec.hp["seed"] + 1)
+                last.eval_train_loss, last.val_loss = self.trainer.evaluate(g)
+            name = f"playattention-{self.spec.preset}-{self.spec.tokenizer}-step{step}"
+            out = EXPORT_ROOT / self.id / name
+            shutil.rmtree(out.parent, ignore_errors=True)
+            meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out,
+                              command=self.spec.command(), wall=last.elapsed_s, title=self.title(),
+                              sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
+            self.model.eval()
+            zip_path = shutil.make_archive(str(out), "zip", root_dir=out.parent, base_dir=name)
+            self.exported = Export(step, zip_path, str(out / "report.md"), meta)
+            return self.exported
+
+    def cleanup(self) -> None:
+        """Delete the exported files (the session ended or a newer run replaced this one)."""
+        shutil.rmtree(EXPORT_ROOT / self.id, ignore_errors=True)

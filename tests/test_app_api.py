@@ -1,0 +1,166 @@
+"""The app through its public API: launched in-process and driven with gradio_client.
+
+Tiny presets only; nothing here relies on timing (other jobs may be loading the CPUs).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import zipfile
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+PROMPT = "ROMEO: But soft"
+# /train arguments after (corpus, upload, tokenizer, preset): a bigram that would run long
+BIGRAM = dict(iters=5000, lr=1e-3, batch_size=8, block_size=32, n_layer=0, n_head=0, n_embd=32,
+              dropout=0.0, seed=0, sample_every=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    from explainer.ui import build_demo, launch_kwargs
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                **launch_kwargs())
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    c = Client(url, verbose=False)
+    yield c
+    c.close()
+
+
+def train_args(corpus="Tiny Shakespeare", upload=None, tokenizer="char", preset="bigram", **overrides):
+    return dict(corpus=corpus, upload=upload, tokenizer=tokenizer, preset=preset, **{**BIGRAM, **overrides})
+
+
+def points(plot: dict) -> int:
+    """Number of train-loss points in a streamed loss figure."""
+    return len(json.loads(plot["plot"])["data"][0].get("x") or [])
+
+
+def test_api_names_and_parameters(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/train", "/export", "/generate", "/inspect", "/compare"} <= set(api)
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == [
+        "prompt", "model", "max_new_tokens", "temperature", "top_k", "top_p", "seed"]
+
+
+def test_train_streams_then_cancel_keeps_model_for_this_session_only(url, client):
+    job = client.submit(**train_args(), api_name="/train")
+    seen = []
+    for out in job:
+        seen.append(points(out[0]))
+        if len(seen) >= 4:
+            break
+    job.cancel()
+    assert seen[-1] > seen[0] >= 0 and sorted(seen) == seen, seen  # the curve gained points
+    plot, progress, stats, sample, ckpt, report = client.predict(api_name="/export")
+    assert "stopped" in progress and "parameters" in stats and sample
+    with zipfile.ZipFile(ckpt) as z:
+        names = z.namelist()
+    assert any(n.endswith("meta.json") for n in names) and any(n.endswith(".safetensors") for n in names)
+    text = Path(report).read_text()
+    assert "Sample before training" in text and "val bits per character" in text
+    step = int(json.loads(plot["plot"])["data"][0]["x"][-1])
+    assert 0 < step < BIGRAM["iters"]
+    # the stopped model is this session's model ...
+    out = client.predict(PROMPT, "session-char", 20, 0.0, 0, 1.0, 0, api_name="/generate")
+    assert out.startswith(PROMPT) and len(out) == len(PROMPT) + 20
+    # ... and nobody else's
+    other = Client(url, verbose=False)
+    with pytest.raises(AppError, match="has not trained a char model"):
+        other.predict(PROMPT, "session-char", 20, 0.0, 0, 1.0, 0, api_name="/generate")
+    other.close()
+
+
+def test_generate_is_seeded_and_matches_the_model(client):
+    from gpt.checkpoint import load_checkpoint
+    from gpt.generate import generate_text
+
+    a = client.predict(PROMPT, "untrained-char", 30, 0.8, 0, 1.0, 7, api_name="/generate")
+    b = client.predict(PROMPT, "untrained-char", 30, 0.8, 0, 1.0, 7, api_name="/generate")
+    model, tok = load_checkpoint("untrained-char")
+    expected = generate_text(model, tok, PROMPT, max_new_tokens=30, temperature=0.8, seed=7).text
+    assert a == b == PROMPT + expected
+
+
+def test_inspect_figures_are_explainers(client):
+    from explainer import trace_prompt
+    from explainer.figures import all_heads_figure, five_stages_figure, next_token_figure
+    from gpt.checkpoint import load_checkpoint
+
+    out = client.predict(PROMPT, "untrained-char", 1, 2, True, "×1", 4, 2, 0.8, 0, 1.0, api_name="/inspect")
+    notes, stages, grid, head_view, qk, dist, *_ = out
+    model, tok = load_checkpoint("untrained-char")
+    tr = trace_prompt(model, tok, PROMPT)
+    assert f"{len(PROMPT)} tokens" in notes
+    assert json.loads(stages["plot"]) == json.loads(five_stages_figure(tr, 1, 2).to_json())
+    assert json.loads(grid["plot"]) == json.loads(all_heads_figure(tr).to_json())
+    assert json.loads(dist["plot"]) == json.loads(next_token_figure(tr, tok, temperature=0.8).to_json())
+    assert all(json.loads(f["plot"])["data"] for f in (head_view, qk))
+
+
+def test_inspect_toggles_change_the_trace(client):
+    args = (PROMPT, "untrained-char", 0, 0)
+    on = client.predict(*args, True, "×1", 4, 2, 1.0, 0, 1.0, api_name="/inspect")
+    off = client.predict(*args, False, "unscaled", 4, 2, 1.0, 0, 1.0, api_name="/inspect")
+    assert "causal mask on" in on[0] and "causal mask off" in off[0] and "scale 1 " in off[0]
+    assert on[1]["plot"] != off[1]["plot"]
+
+
+def test_inspect_says_when_a_head_does_not_exist(client):
+    notes = client.predict(PROMPT, "untrained-char", 0, 6, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect")[0]
+    assert "head 6 does not exist in this model: showing layer 0, head 3" in notes
+
+
+def test_compare_grid(client):
+    out = client.predict(PROMPT, 0, 0.8, 12, api_name="/compare")
+    char_tokens, gpt2_tokens, *cells = out
+    assert char_tokens["label"].startswith(f"char tokenizer: {len(PROMPT)} tokens")
+    assert "".join(t["token"] for t in gpt2_tokens["value"]).replace("·", " ") == PROMPT
+    mds, texts = cells[:4], cells[4:]
+    assert all("bits/char" in md for md in mds[:2]) and all(t.startswith(PROMPT) for t in texts[:2])
+    assert "12** new tokens" in mds[0] and "12** new tokens" in mds[1]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c: c.predict("", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect"),
+     "prompt is empty"),
+    (lambda c: c.predict("héllo ☃", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect"),
+     "not in this model's vocabulary"),
+    (lambda c: c.predict(**train_args(lr=5.0), api_name="/train"), "learning rate must be between"),
+    (lambda c: c.predict(**train_args(tokenizer="gpt2", preset="gpt-small", n_layer=6, n_head=6, n_embd=384,
+                                      block_size=256), api_name="/train"), "parameters; the limit"),
+    (lambda c: c.predict(**train_args(n_layer=1, n_head=3, n_embd=32), api_name="/train"), "divisible by n_head"),
+    (lambda c: c.predict(**train_args(corpus="My uploaded .txt"), api_name="/train"), "choose a .txt file"),
+])
+def test_bad_input_gets_a_specific_message(client, call, message):
+    with pytest.raises(AppError, match=message):
+        call(client)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"), (b"\x00\x01\x02binary", "looks binary"), (b"\xff\xfe bad", "not UTF-8"),
+    (b"To be or not to be.\n", "too short for block_size"),
+])
+def test_bad_upload_gets_a_specific_message(client, tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(AppError, match=message):
+        client.predict(**train_args(corpus="My uploaded .txt", upload=handle_file(str(path))), api_name="/train")
