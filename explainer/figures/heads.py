@@ -9,7 +9,7 @@ from .common import WEIGHT_COLORS, build_figure, message_figure, token_categorie
 
 HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
-OPACITY_LEVELS = 8  # head-view lines are drawn in this many opacity steps (one trace per step)
+OPACITY_LEVELS = 10  # head-view lines are drawn in this many opacity steps (one trace per step)
 MIN_LINE_WEIGHT = 0.01  # lighter lines would be invisible; they are left out to keep the figure small
 
 
@@ -77,16 +77,17 @@ def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:
     q_idx, k_idx = np.nonzero(weights >= MIN_LINE_WEIGHT)
     w = weights[q_idx, k_idx]
     level = np.minimum((w * OPACITY_LEVELS).astype(int), OPACITY_LEVELS - 1)
-    for step in range(OPACITY_LEVELS):
+    for step in reversed(range(OPACITY_LEVELS)):  # strongest first: its legend swatch is the visible one
         sel = level == step
         if not sel.any():
             continue
-        n = int(sel.sum())
-        xs = np.tile([0.0, 1.0, np.nan], n)
-        ys = np.column_stack([q_idx[sel], k_idx[sel], np.full(n, np.nan)]).ravel()
+        xs, ys = [], []
+        for q, k in zip(q_idx[sel].tolist(), k_idx[sel].tolist()):
+            xs += [0, 1, None]  # None breaks the line between segments (typed-array NaN would not)
+            ys += [q, k, None]
         traces.append(dict(
             type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", name=f"head {head}",
-            legendgroup=f"head {head}", showlegend=not traces, opacity=(step + 1) / OPACITY_LEVELS,
+            legendgroup=f"head {head}", showlegend=not traces, opacity=(step + 0.5) / OPACITY_LEVELS,
             line=dict(color=color, width=2),
         ))
     return traces
@@ -95,8 +96,9 @@ def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:
 def head_view_figure(trace: PromptTrace, layer: int, heads: list[int] | None = None) -> go.Figure:
     """BertViz's head view: lines from each query (left) to each key (right), opacity = weight.
 
-    Heads are colour-coded and toggled from the legend. Opacity is the weight rounded up to
-    the next of ``OPACITY_LEVELS`` steps; lines under ``MIN_LINE_WEIGHT`` are not drawn.
+    Heads are colour-coded and toggled from the legend. Opacity is the weight to within
+    ±0.05 (lines are grouped into ``OPACITY_LEVELS`` steps, each drawn at its midpoint);
+    lines under ``MIN_LINE_WEIGHT`` are not drawn.
     """
     title = f"Layer {layer}: which tokens each query attends to (line opacity = attention weight)"
     empty = _no_attention(trace, title)

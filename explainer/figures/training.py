@@ -1,0 +1,78 @@
+"""What training changes: loss curves, learned position vectors, a head before vs after."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+
+from gpt.report import loss_figure
+
+from ..trace import PromptTrace
+from .common import (KEY_AXIS, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_figure, check_same_tokens,
+                     colorbar_right, message_figure, panel_row, panel_title, place_axes, token_axis,
+                     token_categories, token_heatmap)
+
+
+def loss_curves_figure(events: Sequence, *, x: str = "step", log_y: bool = False) -> go.Figure:
+    """Train/val loss vs step or wall time: ``gpt.report.loss_figure`` with a title that says which.
+
+    The figure keeps ``uirevision`` fixed, so a UI can redraw it on every training event
+    while the user's zoom and legend choices stay put.
+    """
+    if x not in ("step", "time"):
+        raise ValueError(f"x must be 'step' or 'time', got {x!r}.")
+    axis = "wall time (s)" if x == "time" else "step"
+    scale = ", log scale" if log_y else ""
+    return loss_figure(events, x=x, log_y=log_y, title=f"Training and validation loss vs {axis}{scale}")
+
+
+def position_similarity_figure(model) -> go.Figure:
+    """Cosine similarity between every pair of learned position vectors (rows of ``model.wpe``)."""
+    title = "Cosine similarity of the learned position embeddings"
+    if getattr(model, "wpe", None) is None:
+        return message_figure(title, "This model has no learned position embeddings (pos_emb='none'): "
+                                     "it only knows token order through the causal mask.")
+    with torch.no_grad():
+        unit = F.normalize(model.wpe.weight.detach().float().cpu(), dim=-1)
+        sim = (unit @ unit.T).numpy()
+    n = sim.shape[0]
+    data = [dict(type="heatmap", z=sim, x=list(range(n)), y=list(range(n)), colorscale=SCORE_COLORS, zmin=-1,
+                 zmax=1, zmid=0, name="cosine", colorbar=dict(title=dict(text="cosine", side="right")),
+                 hovertemplate="position %{y} vs position %{x}<br>cosine = %{z:.4f}<extra></extra>")]
+    return build_figure(
+        data, {}, title=f"{title} ({n} positions x {model.wpe.weight.shape[1]} dims)",
+        xaxis=dict(title="position", showgrid=False, constrain="domain"),
+        yaxis=dict(title="position", autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False),
+        height=520, margin=dict(l=60, r=20, t=70, b=50),
+    )
+
+
+def before_after_figure(before: PromptTrace, after: PromptTrace, layer: int, head: int, *,
+                        labels: tuple[str, str] = ("untrained", "trained")) -> go.Figure:
+    """The same head on the same prompt for two checkpoints, and their difference (after - before)."""
+    check_same_tokens(before, after)
+    before.head(layer, head)
+    after.head(layer, head)
+    tokens = after.tokens
+    cats, axis = token_categories(tokens), token_axis(tokens)
+    w_before, w_after = before.weights[layer, head], after.weights[layer, head]
+    boxes = panel_row(3, gap=0.07, top=0.88)
+    layout: dict = {}
+    panels = [(f"{labels[0]}: weights", w_before, WEIGHT_COLORS, 0.0, "weight"),
+              (f"{labels[1]}: weights", w_after, WEIGHT_COLORS, 0.0, "weight"),
+              (f"difference ({labels[1]} − {labels[0]})", w_after - w_before, SCORE_COLORS, -1.0, "Δ weight")]
+    data, annotations = [], []
+    for p, (title, z, colors, zmin, name) in enumerate(panels):
+        shared = (dict(matches="x"), dict(matches="y")) if p else ({}, {})
+        axes = place_axes(layout, p, boxes[p], x=dict(title=KEY_AXIS, **axis, **shared[0]),
+                          y=dict(title=QUERY_AXIS if p == 0 else None, autorange="reversed", **axis, **shared[1]))
+        data.append(token_heatmap(z, cats, cats, axes, name=name, colors=colors, zmin=zmin, zmax=1.0,
+                                  colorbar=colorbar_right(boxes[p], name) if p else None))
+        annotations.append(panel_title(boxes[p], title))
+    return build_figure(
+        data, layout, annotations=annotations, height=440, margin=dict(l=60, r=60, t=90, b=80),
+        title=f"Layer {layer}, head {head} on the same prompt: {labels[0]} vs {labels[1]}",
+    )
+
