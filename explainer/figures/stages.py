@@ -34,7 +34,8 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int) -> go.Figure:
     panels = [
         ("1 · QKᵀ (raw scores)", scores, "QKᵀ", score, None),
         (f"2 · {scale_label(trace)}", scaled, "scaled", score, None),
-        (_mask_title(trace), without_masked(trace.masked[layer, head], trace.mask), "masked", score, "score"),
+        (_mask_title(trace), without_masked(trace.masked[layer, head], trace.mask), "masked score", score,
+         "score"),
         ("4 · softmax → weights (rows sum to 1)", trace.weights[layer, head], "weight",
          dict(colors=WEIGHT_COLORS, zmin=0, zmax=1), "weight"),
     ]
