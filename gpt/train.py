@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_meta, resolve_checkpoint, save_checkpoint
 from .config import PRESETS, TrainConfig, preset_config
 from .data import DataError, TokenData, load_text
 from .evaluate import evaluate
@@ -35,13 +35,22 @@ class Run:
 
 
 def build_run(*, preset: str, tokenizer: str, data: str | None, train: TrainConfig,
-              model_overrides: dict | None = None) -> Run:
-    """Corpus -> tokenizer -> token data -> model -> trainer, each step checked."""
+              model_overrides: dict | None = None, init_from: str | None = None) -> Run:
+    """Corpus -> tokenizer -> token data -> model -> trainer, each step checked.
+
+    ``init_from`` continues from a checkpoint's weights, config and tokenizer (a fresh
+    optimiser and schedule; the preset and overrides are ignored).
+    """
     text = load_text(data)
-    tok = get_tokenizer(tokenizer, corpus=text) if tokenizer == "char" else get_tokenizer(tokenizer)
+    if init_from:
+        model, tok = load_checkpoint(init_from)
+        model.train()
+    else:
+        tok = get_tokenizer(tokenizer, corpus=text) if tokenizer == "char" else get_tokenizer(tokenizer)
     token_data = TokenData.from_text(text, tok)
     torch.manual_seed(train.seed)
-    model = GPT(preset_config(preset, tok.vocab_size, **(model_overrides or {})))
+    if not init_from:
+        model = GPT(preset_config(preset, tok.vocab_size, **(model_overrides or {})))
     return Run(model, tok, token_data, Trainer(model, token_data, train, tokenizer=tok))
 
 
@@ -50,14 +59,18 @@ def sample(model, tok, seed: int, n: int = SAMPLE_TOKENS) -> str:
 
 
 def finish_run(run: Run, out: Path, *, command: str, wall: float, title: str, sample_before: str,
-               eval_batches: int = 200, half: bool = False) -> dict:
-    """Measure the final losses, write the checkpoint and the report; return the metadata."""
+               eval_batches: int = 200, half: bool = False, previous: dict | None = None) -> dict:
+    """Measure the final losses, write the checkpoint and the report; return the metadata.
+
+    ``previous`` is the metadata of the checkpoint this run continued (steps and wall time add up).
+    """
     t = run.trainer
     res = evaluate(run.model, run.data, batches=eval_batches, batch_size=t.config.batch_size, seed=0)
     train_eval = t.history[-1].eval_train_loss if t.history else None
     meta = {
-        "step": t.step, "train_loss": train_eval, "val_loss": res.loss, "val_bpc": res.bpc,
-        "tokens_per_char": res.tokens_per_char, "wall_time_s": wall, "command": command,
+        "step": t.step + (previous or {}).get("step", 0), "train_loss": train_eval, "val_loss": res.loss,
+        "val_bpc": res.bpc, "tokens_per_char": res.tokens_per_char,
+        "wall_time_s": wall + (previous or {}).get("wall_time_s", 0.0), "command": command,
         "train_config": t.config.to_dict(), "corpus_chars": run.data.train_chars + run.data.val_chars,
         "n_params": run.model.num_params(),
     }
@@ -104,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=int, default=None, help="override the preset")
     p.add_argument("--dropout", type=float, default=None, help="override the preset")
     p.add_argument("--half", action="store_true", help="store weights in float16 (loaded as float32)")
+    p.add_argument("--init-from", default=None,
+                   help="continue training a checkpoint (its config and tokenizer; new optimiser and schedule)")
     return p
 
 
@@ -119,14 +134,19 @@ def main(argv: list[str] | None = None) -> int:
                             device=args.device)
         overrides = dict(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
                          n_embd=args.n_embd, dropout=args.dropout)
+        previous = None
+        if args.init_from:
+            previous = read_meta(resolve_checkpoint(args.init_from))
+            command = f"{previous.get('command', '')} && {command}"
         run = build_run(preset=args.preset, tokenizer=args.tokenizer, data=args.data, train=train,
-                        model_overrides=overrides)
-    except (ValueError, DataError, UnknownCharactersError, OSError) as e:
+                        model_overrides=overrides, init_from=args.init_from)
+    except (ValueError, DataError, UnknownCharactersError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     tok_desc = f"char ({run.tokenizer.vocab_size} symbols)" if isinstance(run.tokenizer, CharTokenizer) else "gpt2 BPE"
-    print(f"{args.preset}: {run.model.num_params():,} parameters, tokenizer {tok_desc}, "
+    label = f"continuing {args.init_from}" if args.init_from else args.preset
+    print(f"{label}: {run.model.num_params():,} parameters, tokenizer {tok_desc}, "
           f"{len(run.data.train):,} train / {len(run.data.val):,} val tokens, device {run.trainer.device}")
     before = sample(run.model, run.tokenizer, args.seed)
     tty = sys.stdout.isatty()
@@ -144,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted at step {run.trainer.step}; saving the model as it is.")
     wall = time.perf_counter() - t0
     meta = finish_run(run, out, command=command, wall=wall, title=f"{args.preset} on {args.data or 'Tiny Shakespeare'}",
-                      sample_before=before, half=args.half)
+                      sample_before=before, half=args.half, previous=previous)
     print(f"val loss {meta['val_loss']:.4f}, {meta['val_bpc']:.4f} bits/char, {wall:.1f}s -> {out}/")
     return 0
 

@@ -200,6 +200,12 @@ def test_cli_train_then_sample(tmp_path):
     s1 = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
     s2 = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
     assert s1.returncode == 0 and s1.stdout == s2.stdout and s1.stdout.startswith("ROMEO:")
+    more = run_cli("gpt.train", "--init-from", str(out), "--max-iters", "10", "--eval-iters", "2", "--batch-size", "8",
+                   "--out", str(tmp_path / "more"))
+    assert more.returncode == 0, more.stderr
+    meta2 = json.loads((tmp_path / "more" / "meta.json").read_text())
+    assert meta2["step"] == 70 and meta2["command"].count("python -m gpt.train") == 2
+    assert meta2["config"] == meta["config"] and meta2["tokenizer"] == meta["tokenizer"]
     bad = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "café")
     assert bad.returncode == 2 and "'é'" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -1,0 +1,51 @@
+"""The checkpoints shipped in checkpoints/: load offline, losses re-measured, they sample, sizes in limits."""
+from __future__ import annotations
+
+import pytest
+
+from gpt import TokenData, load_checkpoint
+from gpt.checkpoint import CHECKPOINTS_DIR
+from gpt.evaluate import evaluate
+from gpt.generate import generate_text
+
+SHIPPED = ["shakespeare-char", "shakespeare-gpt2"]
+MB = 1_000_000
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare):
+    model, tok, meta = load_checkpoint(name, with_meta=True)
+    for key in ("val_loss", "val_bpc", "command", "step", "train_loss", "wall_time_s"):
+        assert key in meta, key
+    assert meta["command"].startswith("python -m gpt.train ")
+    data = TokenData.from_text(shakespeare, tok)
+    # other batches than the ones the metadata was measured on (seed 0): the loss must hold up
+    res = evaluate(model, data, batches=300, batch_size=16, seed=12345)
+    assert res.loss == pytest.approx(meta["val_loss"], abs=0.02)
+    assert res.bpc == pytest.approx(meta["val_bpc"], abs=0.03)
+    gen = generate_text(model, tok, "ROMEO:", max_new_tokens=40, temperature=0.8, seed=0)
+    assert len(gen.new_ids) == 40 and gen.text.strip()
+
+
+def test_char_model_reaches_target():
+    _, _, meta = load_checkpoint("shakespeare-char", with_meta=True)
+    assert meta["val_loss"] < 2.0  # a trained model (the README reports the exact number)
+
+
+def test_checkpoint_sizes_within_limits():
+    total = 0
+    for path in CHECKPOINTS_DIR.rglob("*"):
+        if path.is_file() and "user" not in path.relative_to(CHECKPOINTS_DIR).parts:
+            assert path.stat().st_size <= 15 * MB, path
+            total += path.stat().st_size
+    assert total <= 40 * MB
+
+
+@pytest.mark.parametrize("name", ["untrained-char", "untrained-gpt2"])
+def test_untrained_models_are_built_from_a_seed(name):
+    a, tok, meta = load_checkpoint(name, with_meta=True)
+    b, _ = load_checkpoint(name)
+    assert meta["step"] == 0
+    assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
+    shipped = load_checkpoint(name.replace("untrained", "shakespeare"), with_meta=True)[2]
+    assert a.config.to_dict() == shipped["config"]  # same shape as the trained one: a fair before/after
