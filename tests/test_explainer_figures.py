@@ -73,22 +73,21 @@ def test_five_stages_labels_an_override_and_no_mask(trained_char):
     assert "× 1 (override: unscaled)" in _text(unscaled)
 
 
-def test_all_heads_grid_tiles_every_head(case):
+def test_all_heads_grid_has_every_head(case):
     model, _, tr, _ = case
     fig = all_heads_figure(tr)
-    (heat,) = fig.data
-    z, custom = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
-    T, step = tr.n_tokens, tr.n_tokens + 1
-    for layer in range(tr.n_layer):
-        for head in range(tr.n_head):
-            rows, cols = slice(layer * step, layer * step + T), slice(head * step, head * step + T)
-            np.testing.assert_allclose(z[rows, cols], tr.weights[layer, head], rtol=1e-6)
-            assert (custom[rows, cols, 0] == layer).all() and (custom[rows, cols, 1] == head).all()
-            np.testing.assert_allclose(custom[rows, cols, 2], np.broadcast_to(tr.entropy[layer, head][:, None],
-                                                                              (T, T)), rtol=1e-6)
-    assert np.isnan(z[T, :]).all() and np.isnan(z[:, T]).all()  # blank gaps between tiles
-    assert (heat.zmin, heat.zmax) == (0, 1) and "entropy" in heat.hovertemplate
-    assert list(fig.layout.xaxis.ticktext) == [f"head {h}" for h in range(model.config.n_head)]
+    assert len(fig.data) == tr.n_layer * tr.n_head
+    for heat in fig.data:
+        layer, head, mean_entropy = heat.meta
+        np.testing.assert_array_equal(np.asarray(heat.z, dtype=float), tr.weights[layer, head])
+        custom = np.asarray(heat.customdata)
+        assert (custom[..., 0] == layer).all() and (custom[..., 1] == head).all()  # a click maps back
+        assert mean_entropy == pytest.approx(float(tr.entropy[layer, head].mean()))
+        assert (heat.zmin, heat.zmax) == (0, 1) and "entropy" in heat.hovertemplate
+        assert heat.name == f"layer {layer}, head {head}"
+    assert [tuple(t.meta[:2]) for t in fig.data] == [(la, h) for la in range(model.config.n_layer)
+                                                     for h in range(model.config.n_head)]
+    assert sum(bool(t.showscale) for t in fig.data) == 1
 
 
 def test_head_view_lines_match_weights(case):
@@ -170,7 +169,7 @@ def test_next_token_figure_uses_the_sampler(case):
     assert greedy[0][2] == 1.0 and greedy[1][2] == 0.0
 
 
-def test_before_after_difference(case, char_tok, trained_char):
+def test_before_after_difference(case):
     model, tok, tr, _ = case
     torch.manual_seed(1)
     untrained = GPT(model.config).eval()

@@ -38,7 +38,7 @@ def symmetric_limit(*arrays: np.ndarray) -> float:
 
 def without_masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A float copy with NaN where attention is not allowed, so the cell is drawn as a gap."""
-    out = np.array(values, dtype=np.float64)
+    out = np.array(values, dtype=np.float32)
     out[~mask] = np.nan
     return out
 
@@ -51,13 +51,13 @@ def token_categories(tokens: list[str]) -> list[str]:
 def token_axis(tokens: list[str]) -> dict:
     """A categorical axis over token positions whose tick labels are the bare token strings."""
     return dict(type="category", tickmode="array", tickvals=token_categories(tokens), ticktext=list(tokens),
-                tickfont=dict(size=10), showgrid=False, zeroline=False)
+                tickangle=0, tickfont=dict(size=10), showgrid=False, zeroline=False)
 
 
 def mask_overlay(mask: np.ndarray, cats: list[str], xaxis: str, yaxis: str, showlegend: bool) -> dict:
     """Grey cells where attention is not allowed, with a 'masked' legend entry and hover."""
     return dict(
-        type="heatmap", z=np.where(mask, np.nan, 1.0), x=cats, y=cats, xaxis=xaxis, yaxis=yaxis,
+        type="heatmap", z=np.where(mask, np.float32(np.nan), np.float32(1.0)), x=cats, y=cats, xaxis=xaxis, yaxis=yaxis,
         colorscale=[[0, MASK_GREY], [1, MASK_GREY]], zmin=0, zmax=1, showscale=False, hoverongaps=False,
         name="masked", showlegend=showlegend, legendgroup="masked",
         hovertemplate="query %{y}<br>key %{x}<br>masked: not allowed (−∞)<extra></extra>",

@@ -5,7 +5,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..trace import PromptTrace
-from .common import WEIGHT_COLORS, build_figure, message_figure, token_categories
+from .common import (WEIGHT_COLORS, build_figure, message_figure, panel_grid, panel_title, place_axes,
+                     token_categories)
 
 HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
@@ -19,55 +20,46 @@ def _no_attention(trace: PromptTrace, title: str) -> go.Figure | None:
     return None
 
 
-def _tiled_categories(tokens: list[str], blocks: int, prefix: str, word: str) -> list[str]:
-    """Unique category names for a tiled axis: block b, token i -> "head 2 · key #i 'x'"; gaps between."""
-    cats = []
-    for b in range(blocks):
-        if b:
-            cats.append(f"{prefix} gap {b}")
-        cats += [f"{prefix} {b} · {word} #{i} '{t}'" for i, t in enumerate(tokens)]
-    return cats
-
-
 def all_heads_figure(trace: PromptTrace) -> go.Figure:
-    """Every head's attention weights, tiled into one layers x heads heatmap.
+    """Every head's attention weights as a layers x heads grid of thumbnails.
 
-    One heatmap trace (not L·H subplots) keeps the figure cheap to build and send. Each
-    cell's ``customdata`` is (layer, head, entropy of this row, mean entropy of the head),
-    so a click in the UI maps straight back to its head; gaps between tiles are NaN.
+    One heatmap per head, each with ``meta = [layer, head, mean row entropy]`` and a
+    ``customdata`` of (layer, head) per cell, so a click in the UI maps straight back to
+    its head. The per-cell payload is kept to uint8 so the grid stays small to send.
     """
     title = f"Attention weights of all {trace.n_layer} x {trace.n_head} heads (rows: layers, columns: heads)"
     empty = _no_attention(trace, title)
     if empty is not None:
         return empty
     L, H, T = trace.n_layer, trace.n_head, trace.n_tokens
-    step = T + 1  # one blank row/column between tiles
-    z = np.full((L * step - 1, H * step - 1), np.nan, dtype=np.float32)
-    custom = np.full(z.shape + (4,), -1.0, dtype=np.float32)
-    for layer in range(L):
-        for head in range(H):
-            rows, cols = slice(layer * step, layer * step + T), slice(head * step, head * step + T)
-            z[rows, cols] = trace.weights[layer, head]
-            entropy = trace.entropy[layer, head]
-            custom[rows, cols, 0], custom[rows, cols, 1] = layer, head
-            custom[rows, cols, 2], custom[rows, cols, 3] = entropy[:, None], entropy.mean()
-    xcats = _tiled_categories(trace.tokens, H, "head", "key")
-    ycats = _tiled_categories(trace.tokens, L, "layer", "query")
-    centre = T // 2
-    data = [dict(
-        type="heatmap", z=z, x=xcats, y=ycats, customdata=custom, colorscale=WEIGHT_COLORS, zmin=0, zmax=1,
-        hoverongaps=False, name="attention weights", colorbar=dict(title=dict(text="weight", side="right")),
-        hovertemplate=("%{y}<br>%{x}<br>weight = %{z:.4f}<br>entropy of this row = %{customdata[2]:.4f} nats"
-                       "<br>mean entropy of this head = %{customdata[3]:.4f} nats<extra></extra>"),
-    )]
-    axis = dict(type="category", tickmode="array", showgrid=False, zeroline=False, ticks="")
+    cats = token_categories(trace.tokens)
+    boxes = panel_grid(L, H, hgap=0.012, vgap=0.03 if L > 1 else 0.0)
+    thumb = dict(type="category", showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    layout: dict = {}
+    data, annotations = [], []
+    for n, box in enumerate(boxes):
+        layer, head = divmod(n, H)
+        axes = place_axes(layout, n, box, x=dict(thumb), y=dict(thumb, autorange="reversed"))
+        custom = np.empty((T, T, 2), dtype=np.uint8)
+        custom[..., 0], custom[..., 1] = layer, head
+        mean_entropy = float(trace.entropy[layer, head].mean())
+        data.append(dict(
+            type="heatmap", z=trace.weights[layer, head], x=cats, y=cats, xaxis=axes[0], yaxis=axes[1],
+            name=f"layer {layer}, head {head}", meta=[layer, head, mean_entropy], customdata=custom,
+            colorscale=WEIGHT_COLORS, zmin=0, zmax=1, showscale=n == 0,
+            colorbar=dict(title=dict(text="weight", side="right"), thickness=10, len=0.6),
+            hovertemplate=("layer %{meta[0]}, head %{meta[1]}<br>mean entropy of this head's rows = "
+                           "%{meta[2]:.4f} nats<br>query %{y}<br>key %{x}<br>weight = %{z:.4f}<extra></extra>"),
+        ))
+        if layer == 0:
+            annotations.append(panel_title(box, f"head {head}", size=11))
+        if head == 0:
+            x0, _, y0, y1 = box
+            annotations.append(dict(text=f"layer {layer}", x=x0, y=(y0 + y1) / 2, xref="paper", yref="paper",
+                                    xanchor="right", textangle=-90, showarrow=False, font=dict(size=11)))
     return build_figure(
-        data, {}, title=title, height=80 + max(160, 170 * L), margin=dict(l=70, r=20, t=80, b=20),
-        xaxis=dict(axis, side="top", tickvals=[xcats[h * step + centre] for h in range(H)],
-                   ticktext=[f"head {h}" for h in range(H)]),
-        yaxis=dict(axis, autorange="reversed", scaleanchor="x", constrain="domain",
-                   tickvals=[ycats[layer * step + centre] for layer in range(L)],
-                   ticktext=[f"layer {layer}" for layer in range(L)]),
+        data, layout, annotations=annotations, title=title, height=80 + max(160, 170 * L),
+        margin=dict(l=40, r=20, t=80, b=20),
     )
 
 
