@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 
@@ -37,7 +38,9 @@ def _equal(a, b) -> None:
 def test_five_stages_draws_every_stage(case):
     _, _, tr, _ = case
     fig = five_stages_figure(tr, LAYER, HEAD)
-    assert isinstance(fig, go.Figure) and fig.layout.template.layout.paper_bgcolor == "white"
+    assert isinstance(fig, go.Figure)
+    white = pio.templates["plotly_white"]
+    assert fig.layout.template.layout == white.layout and fig.layout.template.data.heatmap == white.data.heatmap
     stages = {t.name: t for t in fig.data}
     _equal(stages["QKᵀ"].z, tr.scores[LAYER, HEAD])
     _equal(stages["scaled"].z, tr.scaled[LAYER, HEAD])
@@ -76,17 +79,23 @@ def test_five_stages_labels_an_override_and_no_mask(trained_char):
 def test_all_heads_grid_has_every_head(case):
     model, _, tr, _ = case
     fig = all_heads_figure(tr)
-    assert len(fig.data) == tr.n_layer * tr.n_head
-    for heat in fig.data:
-        layer, head, mean_entropy = heat.meta
-        np.testing.assert_array_equal(np.asarray(heat.z, dtype=float), tr.weights[layer, head])
-        custom = np.asarray(heat.customdata)
-        assert (custom[..., 0] == layer).all() and (custom[..., 1] == head).all()  # a click maps back
-        assert mean_entropy == pytest.approx(float(tr.entropy[layer, head].mean()))
-        assert (heat.zmin, heat.zmax) == (0, 1) and "entropy" in heat.hovertemplate
-        assert heat.name == f"layer {layer}, head {head}"
-    assert [tuple(t.meta[:2]) for t in fig.data] == [(la, h) for la in range(model.config.n_layer)
-                                                     for h in range(model.config.n_head)]
+    T, step = tr.n_tokens, tr.n_tokens + 1
+    assert len(fig.data) == tr.n_layer  # one heatmap per layer, heads tiled side by side
+    for layer, heat in enumerate(fig.data):
+        assert heat.meta == (layer,) or list(heat.meta) == [layer]
+        z, custom = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
+        assert z.shape == (T, tr.n_head * step - 1) and (custom[..., 0] == layer).all()
+        for head in range(tr.n_head):
+            cols = slice(head * step, head * step + T)
+            np.testing.assert_array_equal(z[:, cols], tr.weights[layer, head])
+            assert (custom[:, cols, 1] == head).all()  # a click maps back to (layer, head)
+            entropy = f"mean row entropy {tr.entropy[layer, head].mean():.4f} nats"
+            assert all(entropy in label and f"head {head}" in label for label in heat.x[cols])
+            if head:
+                assert np.isnan(z[:, head * step - 1]).all()  # a blank column between tiles
+        assert (heat.zmin, heat.zmax) == (0, 1) and "%{z:.4f}" in heat.hovertemplate
+        assert list(heat.y) == [f"#{i} '{t}'" for i, t in enumerate(tr.tokens)]
+    assert list(fig.layout.xaxis.ticktext) == [f"head {h}" for h in range(model.config.n_head)]
     assert sum(bool(t.showscale) for t in fig.data) == 1
 
 

@@ -9,8 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
-TEMPLATE = "plotly_white"
+
+def _plotly_white_for(trace_types: tuple[str, ...]) -> go.layout.Template:
+    """plotly_white's layout and its styles for just the trace types these figures draw.
+
+    Plotly deep-copies and validates a template on every figure; the full plotly_white
+    carries styles for every trace type plotly knows and was the largest single cost of a
+    build (about half of it under load). The figures look exactly the same.
+    """
+    white = pio.templates["plotly_white"]
+    return go.layout.Template(layout=white.layout, data={t: white.data[t] for t in trace_types})
+
+
+TEMPLATE = _plotly_white_for(("heatmap", "scatter", "bar"))
 SCORE_COLORS = "RdBu_r"  # diverging: negative blue, 0 white, positive red
 WEIGHT_COLORS = "Blues"  # 0 white .. 1 dark blue
 MASK_GREY = "#c8c8c8"

@@ -5,8 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..trace import PromptTrace
-from .common import (WEIGHT_COLORS, build_figure, message_figure, panel_grid, panel_title, place_axes,
-                     token_categories)
+from .common import WEIGHT_COLORS, build_figure, message_figure, place_axes, token_categories
 
 HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
@@ -23,44 +22,51 @@ def _no_attention(trace: PromptTrace, title: str) -> go.Figure | None:
 def all_heads_figure(trace: PromptTrace) -> go.Figure:
     """Every head's attention weights as a layers x heads grid of thumbnails.
 
-    One heatmap per head, each with ``meta = [layer, head, mean row entropy]`` and a
-    ``customdata`` of (layer, head) per cell, so a click in the UI maps straight back to
-    its head. The per-cell payload is kept to uint8 so the grid stays small to send.
+    One heatmap per layer, its heads tiled side by side (NaN gaps between), which builds
+    several times faster than one subplot per head. Each cell's ``customdata`` is
+    (layer, head) as uint8, so a click in the UI maps straight back to its head, and the
+    key-axis labels carry each head's mean row entropy into the hover.
     """
     title = f"Attention weights of all {trace.n_layer} x {trace.n_head} heads (rows: layers, columns: heads)"
     empty = _no_attention(trace, title)
     if empty is not None:
         return empty
     L, H, T = trace.n_layer, trace.n_head, trace.n_tokens
-    cats = token_categories(trace.tokens)
-    boxes = panel_grid(L, H, hgap=0.012, vgap=0.03 if L > 1 else 0.0)
-    thumb = dict(type="category", showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    step = T + 1  # one blank column between tiles
+    queries = token_categories(trace.tokens)
+    row_height = 1.0 / L
     layout: dict = {}
-    data, annotations = [], []
-    for n, box in enumerate(boxes):
-        layer, head = divmod(n, H)
-        axes = place_axes(layout, n, box, x=dict(thumb), y=dict(thumb, autorange="reversed"))
-        custom = np.empty((T, T, 2), dtype=np.uint8)
-        custom[..., 0], custom[..., 1] = layer, head
-        mean_entropy = float(trace.entropy[layer, head].mean())
+    data = []
+    for layer in range(L):
+        z = np.full((T, H * step - 1), np.nan, dtype=np.float32)
+        custom = np.zeros(z.shape + (2,), dtype=np.uint8)
+        custom[..., 0] = layer
+        keys = []
+        for head in range(H):
+            cols = slice(head * step, head * step + T)
+            z[:, cols] = trace.weights[layer, head]
+            custom[:, cols, 1] = head
+            entropy = trace.entropy[layer, head].mean()
+            if head:
+                keys.append(f"gap {head}")
+            keys += [f"head {head} (mean row entropy {entropy:.4f} nats) · key {k}" for k in queries]
+        top = 1.0 - layer * row_height
+        box = (0.0, 1.0, max(0.0, top - row_height + 0.03), top)
+        axes = place_axes(layout, layer, box,
+                          x=dict(type="category", showgrid=False, zeroline=False, ticks="", side="top",
+                                 tickmode="array", tickvals=[keys[h * step + T // 2] for h in range(H)],
+                                 ticktext=[f"head {h}" for h in range(H)], showticklabels=layer == 0),
+                          y=dict(type="category", autorange="reversed", showgrid=False, zeroline=False,
+                                 showticklabels=False, title=f"layer {layer}"))
         data.append(dict(
-            type="heatmap", z=trace.weights[layer, head], x=cats, y=cats, xaxis=axes[0], yaxis=axes[1],
-            name=f"layer {layer}, head {head}", meta=[layer, head, mean_entropy], customdata=custom,
-            colorscale=WEIGHT_COLORS, zmin=0, zmax=1, showscale=n == 0,
-            colorbar=dict(title=dict(text="weight", side="right"), thickness=10, len=0.6),
-            hovertemplate=("layer %{meta[0]}, head %{meta[1]}<br>mean entropy of this head's rows = "
-                           "%{meta[2]:.4f} nats<br>query %{y}<br>key %{x}<br>weight = %{z:.4f}<extra></extra>"),
+            type="heatmap", z=z, x=keys, y=queries, xaxis=axes[0], yaxis=axes[1], customdata=custom,
+            meta=[layer], name=f"layer {layer}", colorscale=WEIGHT_COLORS, zmin=0, zmax=1, hoverongaps=False,
+            showscale=layer == 0, hovertemplate=("layer %{meta[0]}, %{x}<br>query %{y}<br>weight = %{z:.4f}"
+                                                 "<extra></extra>"),
         ))
-        if layer == 0:
-            annotations.append(panel_title(box, f"head {head}", size=11))
-        if head == 0:
-            x0, _, y0, y1 = box
-            annotations.append(dict(text=f"layer {layer}", x=x0, y=(y0 + y1) / 2, xref="paper", yref="paper",
-                                    xanchor="right", textangle=-90, showarrow=False, font=dict(size=11)))
-    return build_figure(
-        data, layout, annotations=annotations, title=title, height=80 + max(160, 170 * L),
-        margin=dict(l=40, r=20, t=80, b=20),
-    )
+    data[0]["colorbar"] = dict(title=dict(text="weight", side="right"), thickness=10, len=0.6)
+    return build_figure(data, layout, title=title, height=80 + max(160, 170 * L),
+                        margin=dict(l=50, r=20, t=90, b=20))
 
 
 def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:

@@ -44,9 +44,9 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int) -> go.Figure:
     axis = token_axis(tokens)
     for i, (title, z, name, style, bar) in enumerate(panels):
         shared = dict(matches="x") if i else {}
+        query_axis = dict(title=QUERY_AXIS, **axis) if i == 0 else dict(matches="y", showticklabels=False)
         axes = place_axes(layout, i, boxes[i], x=dict(title=KEY_AXIS, **shared, **axis),
-                          y=dict(title=QUERY_AXIS if i == 0 else None, autorange="reversed",
-                                 showticklabels=i == 0, **(dict(matches="y") if i else {}), **axis))
+                          y=dict(autorange="reversed", **query_axis))
         data.append(token_heatmap(z, cats, cats, axes, name=name, **style,
                                   colorbar=colorbar_right(boxes[i], bar) if bar else None))
         annotations.append(panel_title(boxes[i], title))
@@ -55,7 +55,7 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int) -> go.Figure:
         annotations.append(dict(text=MASK_NOTE, x=0, y=-0.24, xref="paper", yref="paper", showarrow=False,
                                 xanchor="left", font=dict(size=11, color="#666")))
     axes = place_axes(layout, 4, boxes[4], x=dict(title="head channel (d_v)", showgrid=False, zeroline=False),
-                      y=dict(autorange="reversed", matches="y", showticklabels=False, **axis))
+                      y=dict(autorange="reversed", matches="y", showticklabels=False))
     data.append(token_heatmap(out, cats, list(range(D)), axes, name="output", colors=SCORE_COLORS,
                               zmin=-out_limit, zmax=out_limit, colorbar=colorbar_right(boxes[4], "output")))
     annotations.append(panel_title(boxes[4], "5 · × V → head output"))
