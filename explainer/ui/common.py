@@ -52,7 +52,7 @@ def token_label(tokenizer, spans: list[tuple[str, str]]) -> str:
 
 def highlighted(label: str, elem_id: str | None = None) -> gr.HighlightedText:
     return gr.HighlightedText(label=label, color_map=TOKEN_COLORS, show_legend=False, show_inline_category=False,
-                              combine_adjacent=False, elem_id=elem_id)
+                              combine_adjacent=False, elem_id=elem_id, elem_classes="pa-mono")
 
 
 def generate(loaded, prompt: str, *, max_new_tokens: int, temperature: float, top_k=None, top_p=None, seed=0):

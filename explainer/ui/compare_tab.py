@@ -76,7 +76,15 @@ def compare(session: Session, prompt: str, seed: int, temperature: float, max_ne
     return (*token_views, *[c[0] for c in cells], *[c[1] for c in cells])
 
 
-def build(session: gr.State) -> None:
+def compare_if_empty(session: Session, prompt: str, seed: int, temperature: float, max_new_tokens: int,
+                     shown: str):
+    """On opening the tab: fill the grid once, so it never greets the learner empty."""
+    if shown:
+        return (gr.skip(),) * (2 + 2 * len(CELLS))
+    return compare(session, prompt, seed, temperature, max_new_tokens)
+
+
+def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Compare tab and wire its events (called inside ``gr.Tab``)."""
     gr.Markdown("Same prompt, same seed, same temperature: four models. Each tokenizer cuts the prompt "
                 "differently (below), so an untrained gpt2 model strings together random *words and word pieces* "
@@ -98,7 +106,10 @@ def build(session: gr.State) -> None:
                 with gr.Column(elem_classes="pa-cell"):
                     mds.append(gr.Markdown(f"**{row} · {tok}**"))
                     texts.append(gr.Textbox(show_label=False, lines=6, max_lines=8, interactive=False,
-                                            elem_id=f"compare-{row}-{tok}"))
-    gr.on([go.click, prompt.submit], friendly(compare), [session, prompt, seed, temperature, n],
-          [char_tokens, gpt2_tokens, *mds, *texts], api_name="compare", concurrency_id="inspect",
-          concurrency_limit=limits.INSPECT_CONCURRENCY)
+                                            elem_id=f"compare-{row}-{tok}", elem_classes="pa-mono"))
+    lane = dict(concurrency_id="inspect", concurrency_limit=limits.INSPECT_CONCURRENCY)
+    outputs = [char_tokens, gpt2_tokens, *mds, *texts]
+    gr.on([go.click, prompt.submit], friendly(compare), [session, prompt, seed, temperature, n], outputs,
+          api_name="compare", **lane)
+    tab.select(friendly(compare_if_empty), [session, prompt, seed, temperature, n, texts[0]], outputs,
+               api_visibility="private", **lane)

@@ -58,6 +58,8 @@ def generate(session: Session, prompt: str, model: str, max_new_tokens: int, tem
     """Sample a continuation of the prompt from the chosen model (same seed, same text)."""
     session = session or Session()
     prompt = common.check_prompt(prompt, allow_empty=True)
+    if not prompt:
+        gr.Info("Empty prompt: the model starts from its start token.")
     loaded = session.model(model)
     gen = common.generate(loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                           top_k=top_k, top_p=top_p, seed=common.seed_value(seed))
@@ -74,37 +76,42 @@ def refresh_models(session: Session, current: str):
 
 def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``)."""
-    with gr.Row(equal_height=True):
+    with gr.Row():
         prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", scale=3, max_lines=3, elem_id="inspect-prompt")
         model = gr.Dropdown(choices=Session().choices(), value=registry.default_model_key(), label="Model",
                             allow_custom_value=True, scale=2,
                             elem_id="inspect-model")
-        run = gr.Button("Inspect", variant="primary", scale=1, elem_id="inspect-go")
-    with gr.Row(equal_height=True):
-        layer = gr.Slider(0, limits.MAX_LAYERS - 1, value=0, step=1, label="Layer", elem_id="inspect-layer")
-        head = gr.Slider(0, limits.MAX_HEADS - 1, value=0, step=1, label="Head", elem_id="inspect-head")
+        with gr.Column(scale=1, min_width=120):
+            run = gr.Button("Inspect", variant="primary", elem_id="inspect-go")
+    with gr.Row():
+        layer = gr.Dropdown([("layer 0", 0)], value=0, label="Layer", allow_custom_value=True, elem_id="inspect-layer")
+        head = gr.Dropdown([("head 0", 0)], value=0, label="Head", allow_custom_value=True, elem_id="inspect-head")
         causal = gr.Checkbox(True, label="Causal mask (decoder)", elem_id="inspect-causal")
-        scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", elem_id="inspect-scale")
-    info = gr.Markdown(elem_id="inspect-notes")
+        scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2,
+                         elem_id="inspect-scale")
+    info = gr.Markdown(label="Notes", elem_id="inspect-notes")
     stages = gr.Plot(label="Five stages of the selected head", elem_id="five-stages")
     with gr.Row(equal_height=False):
         grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid")
         head_view = gr.Plot(label="Head view", elem_id="head-view")
     with gr.Row(equal_height=True):
-        query = gr.Slider(0, limits.MAX_INSPECT_TOKENS - 1, value=0, step=1, label="Query token position")
-        key = gr.Slider(0, limits.MAX_INSPECT_TOKENS - 1, value=0, step=1, label="Key token position")
+        query = gr.Dropdown([], value=limits.MAX_INSPECT_TOKENS - 1, label="Query token (the one attending)",
+                            allow_custom_value=True, elem_id="inspect-query")
+        key = gr.Dropdown([], value=0, label="Key token (the one attended to)", allow_custom_value=True,
+                          elem_id="inspect-key")
     qk = gr.Plot(label="q·k products for the chosen query and key", elem_id="qk-products")
     with gr.Row(equal_height=True):
         temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
         top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
         top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
     dist = gr.Plot(label="Next-token distribution", elem_id="next-token")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         n_new = gr.Slider(1, limits.MAX_NEW_TOKENS, value=100, step=1, label="New tokens")
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
-        sample_btn = gr.Button("Sample a continuation", elem_id="inspect-generate")
+        with gr.Column(min_width=160):
+            sample_btn = gr.Button("Sample a continuation", elem_id="inspect-generate")
     continuation = gr.Textbox(label="Continuation (same temperature / top-k / top-p)", lines=4,
-                              interactive=False, elem_id="inspect-continuation")
+                              interactive=False, elem_id="inspect-continuation", elem_classes="pa-mono")
     picked = gr.Textbox(visible="hidden", elem_id="head-pick")
 
     view_inputs = [prompt, model, layer, head, causal, scale, query, key, temperature, top_k, top_p]

@@ -6,6 +6,7 @@ cached in the session, so moving them never re-runs the network.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import gradio as gr
@@ -32,6 +33,20 @@ class View:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+
+    def __post_init__(self):
+        for name in ("layer", "head", "query", "key"):
+            setattr(self, name, index(name, getattr(self, name)))
+
+
+def index(name: str, value) -> int:
+    """A selector's value as a whole number >= 0 (a typed label such as "head 2" or "#3 'b'" also works)."""
+    match = re.search(r"\d+", str(value)) if not isinstance(value, (int, float)) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) and value >= 0:
+        return int(value)
+    if match:
+        return int(match.group())
+    raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
 
 
 def scale_factor(config, name: str) -> float | None:
@@ -111,12 +126,12 @@ def notes(loaded, tr, cropped: bool) -> str:
 
 
 def selectors(tr, v: View) -> tuple:
-    """Slider updates that fit this model and prompt (values clamped into range)."""
-    L, H, T = max(1, tr.n_layer), max(1, tr.n_head), tr.n_tokens
-    return (gr.update(maximum=L - 1, value=min(int(v.layer), L - 1), interactive=L > 1),
-            gr.update(maximum=H - 1, value=min(int(v.head), H - 1), interactive=H > 1),
-            gr.update(maximum=max(1, T - 1), value=min(int(v.query), T - 1)),
-            gr.update(maximum=max(1, T - 1), value=min(int(v.key), T - 1)))
+    """Dropdown updates listing this model's layers and heads and this prompt's tokens."""
+    layers, heads = range(max(1, tr.n_layer)), range(max(1, tr.n_head))
+    tokens = [(f"#{i} '{t}'", i) for i, t in enumerate(tr.tokens)]
+    return (gr.update(choices=[(f"layer {i}", i) for i in layers], value=int(v.layer)),
+            gr.update(choices=[(f"head {i}", i) for i in heads], value=int(v.head)),
+            gr.update(choices=tokens, value=int(v.query)), gr.update(choices=tokens, value=int(v.key)))
 
 
 def full(session, v: View) -> tuple:
@@ -126,7 +141,7 @@ def full(session, v: View) -> tuple:
     loaded, tr, cropped = get_trace(session, v)
     asked = int(v.layer), int(v.head)
     v.layer, v.head = min(asked[0], max(0, tr.n_layer - 1)), min(asked[1], max(0, tr.n_head - 1))
-    v.query = min(int(v.query), tr.n_tokens - 1)
+    v.query, v.key = min(int(v.query), tr.n_tokens - 1), min(int(v.key), tr.n_tokens - 1)
     text = notes(loaded, tr, cropped)
     if tr.n_layer and asked != (v.layer, v.head):
         text += (f"  \nLayer {asked[0]}, head {asked[1]} does not exist in this model: "

@@ -10,6 +10,10 @@ import gradio as gr
 from . import compare_tab, inspect_tab, learn_tab, limits, train_tab
 from .session import Session, cleanup_session
 
+# system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "DejaVu Sans", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
+
 HEADER = """# playAttention
 **See attention inside a tiny GPT.** *Train* a model from the bigram up to a small GPT and watch the loss fall;
 *Compare* char and GPT-2 tokenizers before and after training; *Inspect* every stage of every head;
@@ -22,6 +26,7 @@ CSS = """
 .pa-note { font-size: 0.92em; color: var(--body-text-color-subdued); }
 .pa-cell { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; }
 .pa-step-text { font-size: 1.05em; line-height: 1.5; }
+.pa-mono textarea, .pa-mono .textfield { font-family: var(--font-mono); }
 """
 
 # Plotly figures inside gr.Plot have no click event in Gradio: this bridge forwards a click
@@ -56,8 +61,8 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
                 train_tab.build(session)
-            with gr.Tab("Compare", id="compare"):
-                compare_tab.build(session)
+            with gr.Tab("Compare", id="compare") as compare:
+                compare_tab.build(session, compare)
             with gr.Tab("Inspect", id="inspect") as inspect:
                 inspect_tab.build(session, inspect)
             with gr.Tab("Learn", id="learn") as learn:
@@ -71,5 +76,6 @@ def launch_kwargs() -> dict:
 
     No port or host is set: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as Spaces do).
     """
-    return dict(theme=gr.themes.Soft(primary_hue="indigo"), css=CSS, head=HEAD_JS,
+    theme = gr.themes.Soft(primary_hue="indigo", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+    return dict(theme=theme, css=CSS, head=HEAD_JS,
                 max_file_size=f"{limits.MAX_UPLOAD_MB}mb", show_error=True)

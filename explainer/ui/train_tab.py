@@ -161,8 +161,6 @@ def check_upload(path):
 
     from gpt.data import DataError, decode_text
 
-    if not path:
-        return gr.update(value=SHAKESPEARE), gr.update(value=None), "Using Tiny Shakespeare."
     p = Path(str(path))
     try:
         if p.stat().st_size > limits.MAX_UPLOAD_MB * 1_000_000:
@@ -170,9 +168,15 @@ def check_upload(path):
         text = decode_text(p.read_bytes(), p.name)
     except DataError as e:
         gr.Warning(str(e), title="This file cannot be used")
-        return gr.update(value=SHAKESPEARE), gr.update(value=None), f"⚠️ {e}"
-    return (gr.update(value=UPLOAD), gr.update(),
-            f"**{html.escape(p.name)}**: {len(text):,} characters, {len(set(text))} distinct.")
+        return gr.update(value=None), f"⚠️ {html.escape(str(e))}"
+    return gr.update(), f"**{html.escape(p.name)}**: {len(text):,} characters, {len(set(text))} distinct."
+
+
+def on_corpus(corpus: str, upload):
+    if corpus == UPLOAD:
+        return gr.update(visible=True), ("Upload a UTF-8 .txt file (a few hundred KB trains well)." if not upload
+                                         else gr.skip())
+    return gr.update(visible=False), "Using Tiny Shakespeare (1.1 M characters)."
 
 
 def on_preset(preset: str):
@@ -184,10 +188,10 @@ def build(session: gr.State) -> None:
     """Lay out the Train tab and wire its events (called inside ``gr.Tab``)."""
     p = preset_values("gpt-tiny")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=2, min_width=340):
             corpus = gr.Radio([SHAKESPEARE, UPLOAD], value=SHAKESPEARE, label="Corpus")
-            upload = gr.File(label="Your own text (.txt, UTF-8)", file_types=[".txt"], type="filepath", height=90)
-            corpus_info = gr.Markdown("Using Tiny Shakespeare.")
+            upload = gr.File(label="Your own text (.txt, UTF-8)", file_types=[".txt"], type="filepath", visible=False)
+            corpus_info = gr.Markdown("Using Tiny Shakespeare (1.1 M characters).")
             with gr.Row():
                 tokenizer = gr.Radio(["char", "gpt2"], value="char", label="Tokenizer")
                 preset = gr.Dropdown(PRESET_NAMES, value="gpt-tiny", label="Preset (model ladder)")
@@ -195,7 +199,7 @@ def build(session: gr.State) -> None:
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():
                     iters = gr.Slider(10, limits.MAX_ITERS, value=500, step=10, label="Iterations")
-                    lr = gr.Number(1e-3, label=f"Learning rate ({limits.MIN_LR:g} .. {limits.MAX_LR:g})")
+                    lr = gr.Number(1e-3, label="Learning rate", info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}")
                 with gr.Row():
                     batch = gr.Slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
                     block = gr.Slider(2, limits.MAX_BLOCK, value=p["block_size"], step=1, label="Block size")
@@ -207,25 +211,27 @@ def build(session: gr.State) -> None:
                     dropout = gr.Slider(0, limits.MAX_DROPOUT, value=p["dropout"], step=0.05, label="Dropout")
                 with gr.Row():
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
-                    sample_every = gr.Slider(0, 1000, value=100, step=10, label="Sample every N steps (0 = off)")
+                    sample_every = gr.Slider(0, 1000, value=100, step=10, label="Sample every", info="steps; 0 = off")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
             gr.Markdown(f"Limits on this shared machine: at most {limits.MAX_ITERS:,} iterations, "
                         f"{limits.MAX_PARAMS / 1e6:.0f} M parameters and {limits.MAX_TRAIN_SECONDS // 60} minutes "
                         "per run; one run trains at a time (others wait in the queue).", elem_classes="pa-note")
-        with gr.Column(scale=2, min_width=420):
-            progress = gr.HTML(progress_html(None), elem_id="train-progress")
+        with gr.Column(scale=3, min_width=420):
+            progress = gr.HTML(progress_html(None), label="Progress", elem_id="train-progress")
             plot = gr.Plot(label="Loss (train and validation)", elem_id="loss-plot")
-            stats = gr.Markdown(stats_markdown(None), elem_id="train-stats")
+            stats = gr.Markdown(stats_markdown(None), label="Stats", elem_id="train-stats")
             sample = gr.Textbox(label="Latest sample (temperature 1, from the start token)", lines=6,
-                                max_lines=10, interactive=False, elem_id="train-sample")
+                                max_lines=10, interactive=False, elem_id="train-sample", elem_classes="pa-mono")
             with gr.Row():
-                ckpt = gr.File(label="Checkpoint (.zip)", interactive=False, height=80)
-                report = gr.File(label="Training report (.md)", interactive=False, height=80)
+                ckpt = gr.DownloadButton("Download checkpoint (.zip)", elem_id="download-checkpoint")
+                report = gr.DownloadButton("Download training report (.md)", elem_id="download-report")
+            gr.Markdown("Downloads are ready when a run finishes or is stopped.", elem_classes="pa-note")
 
     outputs = [plot, progress, stats, sample, ckpt, report, session]
-    upload.change(check_upload, upload, [corpus, upload, corpus_info], api_visibility="private")
+    corpus.change(on_corpus, [corpus, upload], [upload, corpus_info], api_visibility="private", queue=False)
+    upload.upload(check_upload, upload, [upload, corpus_info], api_visibility="private")
     preset.change(on_preset, preset, [block, layers, heads, n_embd, dropout, preset_note], api_visibility="private")
     inputs = [session, corpus, upload, tokenizer, preset, iters, lr, batch, block, layers, heads, n_embd, dropout,
               seed, sample_every]

@@ -1,0 +1,122 @@
+"""The app in a real browser (Debian's chromium via Playwright): every tab, live training, Stop,
+picking a head from the all-heads grid. Screenshots of each tab go to tests/artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    from explainer.ui import build_demo, launch_kwargs
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                **launch_kwargs())
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(WAIT_MS)
+        pg.goto(url)
+        pg.wait_for_selector("#train-start")
+        yield pg
+        browser.close()
+
+
+def plot_js(elem_id: str, expr: str) -> str:
+    """A JS expression over the plotly graph inside the gr.Plot with this elem_id (null until drawn)."""
+    return f"(() => {{ const gd = document.querySelector('#{elem_id} .js-plotly-plot'); " \
+           f"return gd && gd.data ? ({expr}) : null; }})()"
+
+
+def title_of(page, elem_id: str) -> str | None:
+    return page.evaluate(plot_js(elem_id, "gd.layout.title && (gd.layout.title.text || gd.layout.title)"))
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_train_live_then_stop(page):
+    page.click("#train-start")
+    points = plot_js("loss-plot", "gd.data[0].x.length")
+    page.wait_for_function(f"{points} >= 1")
+    first = page.evaluate(points)
+    page.wait_for_function(f"{points} > {first}")  # the curve gains points while training runs
+    page.click("#train-stop")
+    page.wait_for_function("document.querySelector('#train-progress').innerText.includes('stopped')")
+    page.wait_for_function("document.querySelector('#train-stats').innerText.includes('bits/char')")
+    steps = page.evaluate(points)
+    page.wait_for_timeout(1500)
+    assert page.evaluate(points) == steps  # stopped: no more points
+    shot(page, "train")
+
+
+def test_compare_fills_the_grid(page):
+    open_tab(page, "Compare")
+    page.wait_for_function("document.querySelector('#compare-untrained-gpt2 textarea').value.length > 0")
+    assert "ROMEO" in page.input_value("#compare-untrained-char textarea")
+    assert page.locator("#compare-gpt2-tokens").inner_text().strip()
+    shot(page, "compare")
+
+
+def test_inspect_click_a_thumbnail_selects_that_head(page):
+    open_tab(page, "Inspect")
+    page.wait_for_function(plot_js("heads-grid", "gd.data.length > 0"))
+    page.wait_for_function(plot_js("five-stages", "gd.data.length > 0"))
+    before = title_of(page, "five-stages")
+    assert "head 0" in before
+    layers, heads = map(int, re.search(r"(\d+) layers × (\d+) heads", page.inner_text("#inspect-notes")).groups())
+    grid = page.locator("#heads-grid .js-plotly-plot")
+    grid.scroll_into_view_if_needed()
+    box, size = grid.bounding_box(), page.evaluate(plot_js("heads-grid", "gd._fullLayout._size"))
+    # the thumbnails tile the plotting area, layers as rows and heads as columns: click layer 0, head 1
+    page.mouse.click(box["x"] + size["l"] + size["w"] * 1.5 / heads, box["y"] + size["t"] + size["h"] * 0.5 / layers)
+    title = plot_js("five-stages", "JSON.stringify(gd.layout.title)")
+    page.wait_for_function(f"{title} !== null && !{title}.includes('head 0')")
+    assert "head 1" in title_of(page, "five-stages")
+    assert page.input_value("#inspect-head input") == "head 1"
+    shot(page, "inspect")
+
+
+def test_learn_walkthrough(page):
+    open_tab(page, "Learn")
+    page.wait_for_function(plot_js("learn-figure", "gd.data.length > 0"))
+    first = page.inner_text("#learn-text")
+    page.click("#learn-next")
+    page.wait_for_function(f"!document.querySelector('#learn-text').innerText.includes({first.splitlines()[0]!r})")
+    assert "averaging" in page.inner_text("#learn-text").lower()
+    page.wait_for_function(plot_js("learn-figure", "gd.data.length > 0"))
+    shot(page, "learn")
