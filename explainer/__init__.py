@@ -8,7 +8,7 @@ Trace once, then draw from the trace (these never run the network)::
 
     tr = trace_prompt(model, tokenizer, prompt, causal=None, attn_scale=None)  # -> PromptTrace
     five_stages_figure(tr, layer, head)            # QKᵀ -> × scale -> + mask -> softmax -> × V
-    all_heads_figure(tr)                           # layers x heads; cell customdata = (layer, head, entropy, mean entropy)
+    all_heads_figure(tr)                           # layers x heads; each cell's customdata = (layer, head)
     head_view_figure(tr, layer, heads=None)        # BertViz head view, line opacity = weight
     qk_products_figure(tr, layer, head, query, key)    # BertViz neuron view: q_d·k_d, sum, scale, softmax row
     averaging_trick_figure(tr, layer, head, size=8)    # uniform average -> softmax(masked zeros) -> learned

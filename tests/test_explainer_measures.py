@@ -85,14 +85,14 @@ def test_scale_is_restored_when_evaluation_fails(trained_char):
 def test_head_ablation_same_batches(trained_char, char_data):
     model, _, _ = trained_char
     calls = []
-    result = head_ablation(model, char_data, batches=2, batch_size=8, seed=3, progress=lambda d, n: calls.append(d))
+    result = head_ablation(model, char_data, batches=1, batch_size=8, seed=3, progress=lambda d, n: calls.append(d))
     L, H = model.config.n_layer, model.config.n_head
     assert result.loss.shape == (L, H) and calls == list(range(1, L * H + 2))
     with torch.no_grad():
-        base = evaluate(model, char_data, batches=2, batch_size=8, seed=3).loss
+        base = evaluate(model, char_data, batches=1, batch_size=8, seed=3).loss
         mask = torch.ones(L, H)
         mask[1, 2] = 0
-        one = evaluate(model, char_data, batches=2, batch_size=8, seed=3, head_mask=mask).loss
+        one = evaluate(model, char_data, batches=1, batch_size=8, seed=3, head_mask=mask).loss
     assert result.baseline_loss == pytest.approx(base, abs=1e-6)
     assert result.loss[1, 2] == pytest.approx(one, abs=1e-6)
     np.testing.assert_allclose(result.increase, result.loss - base)

@@ -97,19 +97,6 @@ def panel_row(n: int, *, gap: float = 0.04, widths: list[float] | None = None,
     return boxes
 
 
-def panel_grid(rows: int, cols: int, *, hgap: float = 0.02, vgap: float = 0.04) -> list[tuple[float, float, float, float]]:
-    """Row-major panel boxes for a rows x cols grid, top row first."""
-    w = (1.0 - hgap * (cols - 1)) / cols
-    h = (1.0 - vgap * (rows - 1)) / rows
-    boxes = []
-    for r in range(rows):
-        y1 = 1.0 - r * (h + vgap)
-        for c in range(cols):
-            x0 = c * (w + hgap)
-            boxes.append((x0, x0 + w, y1 - h, y1))
-    return boxes
-
-
 def place_axes(layout: dict, index: int, box: tuple[float, float, float, float], *,
                x: dict | None = None, y: dict | None = None) -> tuple[str, str]:
     """Put panel ``index``'s axes in ``box``; returns the trace's (xaxis, yaxis) references."""
@@ -152,21 +139,18 @@ def check_same_tokens(a, b) -> None:
 
 
 def token_heatmap(z: np.ndarray, query_cats: list[str], key_cats: list, axes: tuple[str, str], *,
-                  name: str, colors: str, zmin: float, zmax: float, colorbar: dict | None = None,
-                  customdata: np.ndarray | None = None, hover_extra: str = "") -> dict:
+                  name: str, colors: str, zmin: float, zmax: float, colorbar: dict | None = None) -> dict:
     """A query x key heatmap trace whose hover names both tokens and the exact value."""
     key_word = "key" if isinstance(key_cats[0] if len(key_cats) else "", str) else "channel"
     trace = dict(
         type="heatmap", z=z, x=key_cats, y=query_cats, xaxis=axes[0], yaxis=axes[1], name=name,
         colorscale=colors, zmin=zmin, zmax=zmax, hoverongaps=False, showscale=colorbar is not None,
-        hovertemplate=f"query %{{y}}<br>{key_word} %{{x}}<br>{name} = %{{z:.4f}}{hover_extra}<extra></extra>",
+        hovertemplate=f"query %{{y}}<br>{key_word} %{{x}}<br>{name} = %{{z:.4f}}<extra></extra>",
     )
     if zmin == -zmax:
         trace["zmid"] = 0
     if colorbar is not None:
         trace["colorbar"] = colorbar
-    if customdata is not None:
-        trace["customdata"] = customdata
     return trace
 
 
