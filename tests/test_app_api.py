@@ -101,8 +101,7 @@ def test_generate_is_seeded_and_matches_the_model(client):
 
 
 def test_inspect_figures_are_explainers(client):
-    from explainer import trace_prompt
-    from explainer.figures import all_heads_figure, five_stages_figure, next_token_figure
+    from explainer import all_heads_figure, five_stages_figure, next_token_figure, trace_prompt
     from gpt.checkpoint import load_checkpoint
 
     out = client.predict(PROMPT, "untrained-char", 1, 2, True, "×1", 4, 2, 0.8, 0, 1.0, api_name="/inspect")

@@ -104,8 +104,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         with gr.Row(equal_height=True):
             for tok in registry.TOKENIZERS:
                 with gr.Column(elem_classes="pa-cell"):
-                    mds.append(gr.Markdown(f"**{row} · {tok}**"))
-                    texts.append(gr.Textbox(show_label=False, lines=6, max_lines=8, interactive=False,
+                    mds.append(gr.Markdown(f"**{row} · {tok}**", label=f"{row} {tok} model"))
+                    texts.append(gr.Textbox(label=f"{row} {tok} sample", show_label=False, lines=6, max_lines=8,
+                                            interactive=False,
                                             elem_id=f"compare-{row}-{tok}", elem_classes="pa-mono"))
     lane = dict(concurrency_id="inspect", concurrency_limit=limits.INSPECT_CONCURRENCY)
     outputs = [char_tokens, gpt2_tokens, *mds, *texts]

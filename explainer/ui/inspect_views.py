@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from explainer import (all_heads_figure, five_stages_figure, head_view_figure, next_token_figure,
+                       qk_products_figure, trace_prompt)
+from explainer.figures.common import message_figure
+
 from . import common, limits
 
 SCALES = ["×0.5", "×1", "×2", "unscaled"]
@@ -66,8 +70,6 @@ def crop_prompt(tokenizer, prompt: str) -> tuple[str, bool]:
 
 def get_trace(session, v: View):
     """(loaded model, PromptTrace, prompt was cropped) from the session cache, tracing on a miss."""
-    from explainer import trace_prompt
-
     prompt = common.check_prompt(v.prompt, allow_empty=False)
     loaded = session.model(v.model)
     prompt, cropped = crop_prompt(loaded.tokenizer, prompt)
@@ -85,8 +87,6 @@ def get_trace(session, v: View):
 
 def _or_message(title: str, draw):
     """A figure, or explainer's message figure saying why this one cannot be drawn."""
-    from explainer.figures.common import message_figure
-
     try:
         return draw()
     except ValueError as e:
@@ -95,8 +95,6 @@ def _or_message(title: str, draw):
 
 def head_figures(tr, v: View):
     """Five stages, head view and q·k products of the selected head."""
-    from explainer.figures import five_stages_figure, head_view_figure, qk_products_figure
-
     layer, head = int(v.layer), int(v.head)
     last = tr.n_tokens - 1
     query = min(int(v.query), last)
@@ -108,8 +106,6 @@ def head_figures(tr, v: View):
 
 def distribution(loaded, tr, v: View):
     """The next-token distribution after temperature / top-k / top-p, from the cached logits."""
-    from explainer.figures import next_token_figure
-
     top_k = int(v.top_k) or None
     top_p = float(v.top_p) if float(v.top_p) < 1 else None
     return next_token_figure(tr, loaded.tokenizer, temperature=float(v.temperature), top_k=top_k, top_p=top_p)
@@ -136,8 +132,6 @@ def selectors(tr, v: View) -> tuple:
 
 def full(session, v: View) -> tuple:
     """Everything the tab shows: notes, five figures and fitted selectors."""
-    from explainer.figures import all_heads_figure
-
     loaded, tr, cropped = get_trace(session, v)
     asked = int(v.layer), int(v.head)
     v.layer, v.head = min(asked[0], max(0, tr.n_layer - 1)), min(asked[1], max(0, tr.n_head - 1))

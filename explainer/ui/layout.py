@@ -56,7 +56,7 @@ HEAD_JS = """
 def build_demo() -> gr.Blocks:
     """The playAttention Blocks, with its queue configured (not launched)."""
     with gr.Blocks(title="playAttention", delete_cache=(3600, 3600)) as demo:
-        session = gr.State(Session, delete_callback=cleanup_session)
+        session = gr.State(Session(), delete_callback=cleanup_session)  # deep-copied for each visitor
         gr.Markdown(HEADER)
         with gr.Tabs():
             with gr.Tab("Train", id="train"):

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from explainer import figures as fx
+import explainer as fx
+from explainer.figures.common import message_figure
 
 from . import common, registry
 
@@ -41,15 +42,13 @@ class Context:
         return run is not None and run.model.config.n_layer > 0
 
     def trace(self, causal: bool | None = None):
-        from explainer import trace_prompt
-
         lm = self.loaded
         if causal is not None and causal == lm.model.config.causal:
             causal = None  # the model's own setting: share the trace with the other steps
 
         def compute():
             with common.using(lm):
-                return trace_prompt(lm.model, lm.tokenizer, self.prompt, causal=causal)
+                return fx.trace_prompt(lm.model, lm.tokenizer, self.prompt, causal=causal)
         return self.session.cached(("learn", lm.key, lm.version, self.prompt, causal), compute)
 
     def note(self) -> str:
@@ -61,9 +60,7 @@ class Context:
 @functools.cache
 def variance_demo():
     """The synthetic √d_k demo: deterministic, so computed once and shared."""
-    from explainer.variance import qk_variance_demo
-
-    return qk_variance_demo()
+    return fx.qk_variance_demo()
 
 
 def ladder() -> tuple[list[dict] | None, dict]:
@@ -93,7 +90,6 @@ def ladder_table(rows, reference) -> tuple[list[str], list[list]]:
 
 
 def _ladder_figures(ctx: Context):
-    from explainer.figures.common import message_figure
     from gpt.ladder import ladder_figure
 
     rows, reference = ladder()
@@ -107,6 +103,11 @@ def _qkv(ctx: Context):
     tr = ctx.trace()
     q = tr.n_tokens - 1
     return [fx.qk_products_figure(tr, LAYER, HEAD, q, max(0, q - 1)), fx.five_stages_figure(tr, LAYER, HEAD)]
+
+
+def _positions(ctx: Context):
+    with common.using(ctx.loaded):
+        return [fx.position_similarity_figure(ctx.loaded.model)]
 
 
 def _variance(ctx: Context):
@@ -145,7 +146,7 @@ STEPS = [
          "Attention is a weighted average over a set: shuffle the earlier tokens and each query gets the same result. "
          "The model knows order only because it adds a learned position vector to each token. Below: how similar the "
          "learned position vectors are to each other (neighbours end up alike after training).",
-         lambda ctx: [fx.position_similarity_figure(ctx.loaded.model)]),
+         _positions),
     Step("7 · Multi-head attention",
          "One head can only look for one kind of thing at a time. Several smaller heads run side by side, each with its "
          "own queries, keys and values, and their outputs are concatenated. Each colour below is one head of the "

@@ -9,6 +9,7 @@ Model keys used across the tabs and the API:
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 from . import limits, registry
@@ -50,6 +51,10 @@ class Session:
             state = "training" if run.running else run.status
             label = f"your {run.spec.preset} ({tok}, step {run.trainer.step}, {state})"
             return registry.Loaded(key, run.model, run.tokenizer, label, meta={}, version=run.version, lock=run.lock)
+        shipped_tok = {name: tok for tok, name in registry.SHIPPED.items()}.get(key)
+        if shipped_tok and key not in registry.checkpoint_names():  # not shipped yet: the untrained model serves
+            stand_in = registry.stock(f"untrained-{shipped_tok}")
+            return dataclasses.replace(stand_in, label=f"untrained {shipped_tok} model ({key} is not shipped yet)")
         if not (key.startswith("untrained-") or key in registry.checkpoint_names()):
             raise ValueError(f"unknown model {key!r}; choose one of: {', '.join(k for _, k in self.choices())}.")
         return registry.stock(key)
