@@ -88,19 +88,8 @@ class ScaleSweep:
 
 def val_loss_at_scale(model, data, attn_scale: float, *, batches: int = 20, batch_size: int = 16,
                       seed: int = 0):
-    """``gpt.evaluate`` with the model's attention scale temporarily replaced.
-
-    The model's forward takes no scale argument, so ``model.config.attn_scale`` is set for
-    the duration of the call and restored in ``finally``. Do not share the model with another
-    thread while this runs: it would see the changed scale too.
-    """
-    saved = model.config.attn_scale
-    model.config.attn_scale = float(attn_scale)
-    try:
-        with torch.no_grad():
-            return evaluate(model, data, batches=batches, batch_size=batch_size, seed=seed)
-    finally:
-        model.config.attn_scale = saved
+    """``gpt.evaluate`` with the attention scale overridden for this call only (the model is untouched)."""
+    return evaluate(model, data, batches=batches, batch_size=batch_size, seed=seed, attn_scale=float(attn_scale))
 
 
 def scale_sweep(model, tokenizer, prompt: str, data, *, multipliers=(0.5, 1.0, 2.0), batches: int = 20,

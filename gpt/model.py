@@ -199,12 +199,13 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))
         return logits, presents, traces, causal, scale
 
-    def forward(self, idx, targets=None, *, head_mask=None):
+    def forward(self, idx, targets=None, *, head_mask=None, causal=None, attn_scale=None):
         """Fast path. Returns (logits (B, T, vocab), mean cross-entropy loss or None).
 
-        ``head_mask`` (n_layer, n_head) multiplies each head's output (0 = ablate the head).
+        ``head_mask`` (n_layer, n_head) multiplies each head's output (0 = ablate the head);
+        ``causal`` / ``attn_scale`` override the config for this call only, as in ``trace``.
         """
-        logits, _, _, _, _ = self._run(idx, head_mask=head_mask)
+        logits, _, _, _, _ = self._run(idx, head_mask=head_mask, causal=causal, attn_scale=attn_scale)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))

@@ -69,15 +69,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 @torch.no_grad()
 def estimate_loss(model, data: TokenData, split: str, batch_size: int, iters: int,
-                  generator: torch.Generator, head_mask=None) -> float:
-    """Mean loss over ``iters`` random batches of one split, in eval mode."""
+                  generator: torch.Generator, **forward_kw) -> float:
+    """Mean loss over ``iters`` random batches of one split, in eval mode.
+
+    ``forward_kw`` goes to the model's forward (``head_mask``, ``causal``, ``attn_scale``).
+    """
     was_training = model.training
     model.eval()
     device = model.device
     total = 0.0
     for _ in range(iters):
         x, y = data.get_batch(split, batch_size, model.config.block_size, generator)
-        _, loss = model(x.to(device), y.to(device), head_mask=head_mask)
+        _, loss = model(x.to(device), y.to(device), **forward_kw)
         total += loss.item()
     model.train(was_training)
     return total / iters

@@ -148,3 +148,13 @@ def test_sampling_filters():
                 dict(top_p=1.5), dict(temperature=1e6)):
         with pytest.raises(ValueError):
             next_token_probs(logits, **bad)
+
+
+def test_forward_overrides_match_trace_and_leave_config():
+    m = small()
+    x = torch.randint(0, 65, (1, 16))
+    for kw in ({"attn_scale": 1.0}, {"causal": False}, {"attn_scale": 0.1, "causal": False}):
+        fast, _ = m(x, **kw)
+        assert (fast - m.trace(x, **kw).logits).abs().max() <= 1e-5
+        assert (fast - m(x)[0]).abs().max() > 1e-6
+    assert m.config.attn_scale is None and m.config.causal is True
