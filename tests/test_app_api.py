@@ -89,6 +89,23 @@ def test_train_streams_then_cancel_keeps_model_for_this_session_only(url, client
     other.close()
 
 
+def test_train_to_the_end_on_an_upload(url, tmp_path):
+    corpus = tmp_path / "abc.txt"
+    corpus.write_text("abc cab bac acb " * 200)
+    c = Client(url, verbose=False)
+    try:
+        outs = list(c.submit(**train_args(corpus="My uploaded .txt", upload=handle_file(str(corpus)), iters=20,
+                                          block_size=8, sample_every=10), api_name="/train"))
+        plot, progress, stats, sample, ckpt, report = outs[-1]
+        assert "step 20 / 20" in progress and "finished" in progress and "bits/char" in stats
+        assert Path(ckpt).suffix == ".zip" and "abc.txt" in Path(report).read_text()
+        assert sample.startswith("[step 20]")
+        with pytest.raises(AppError, match="not in this model's vocabulary"):
+            c.predict("xyz", "session-char", 5, 1.0, 0, 1.0, 0, api_name="/generate")
+    finally:
+        c.close()
+
+
 def test_generate_is_seeded_and_matches_the_model(client):
     from gpt.checkpoint import load_checkpoint
     from gpt.generate import generate_text

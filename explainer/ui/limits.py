@@ -24,7 +24,8 @@ MAX_SEED = 2**31 - 1
 MAX_UPLOAD_MB = 10
 EVAL_ITERS = 20  # batches per evaluation while training
 EVALS_PER_RUN = 10  # evaluation points drawn on the loss curve
-FINAL_EVAL_BATCHES = 40  # batches for the final val loss / bits per character
+MIN_EVAL_INTERVAL = 10  # short runs are not evaluated at every step (an evaluation costs ~EVAL_ITERS steps)
+FINAL_EVAL_BATCHES = 20  # batches for the final val loss / bits per character
 SAMPLE_TOKENS = 120  # length of the samples shown while training
 UI_UPDATE_S = 0.5  # at most two plot updates per second (evaluations and samples always show)
 

@@ -54,12 +54,13 @@ class Export:
 
 
 def train_config(hp: dict):
-    """The TrainConfig for the app's runs: ~10 evaluations and a short warmup whatever the length."""
+    """The TrainConfig for the app's runs: ~10 evaluations (and one at the end) and a short warmup."""
     from gpt import TrainConfig
 
     iters = hp["iters"]
     return TrainConfig(max_iters=iters, batch_size=hp["batch_size"], lr=hp["lr"],
-                       warmup_iters=min(100, iters // 10), eval_interval=max(1, iters // limits.EVALS_PER_RUN),
+                       warmup_iters=min(100, iters // 10),
+                       eval_interval=max(limits.MIN_EVAL_INTERVAL, iters // limits.EVALS_PER_RUN),
                        eval_iters=limits.EVAL_ITERS, sample_interval=hp["sample_every"],
                        sample_tokens=limits.SAMPLE_TOKENS, seed=hp["seed"])
 
