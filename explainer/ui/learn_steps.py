@@ -132,9 +132,9 @@ STEPS = [
          "Below: all scores of one head, then scaled, masked, softmaxed, and used to mix the values.",
          _qkv),
     Step("4 · Why divide by √d_k",
-         "With unit-variance q and k, the dot product q·k has variance d_k: wide heads produce huge scores, and softmax "
-         "turns huge scores into a one-hot vote. Multiplying by 1/√d_k keeps the variance at 1, so attention stays soft "
-         "at initialisation and can learn.",
+         "With unit-variance q and k, the dot product q·k has variance d_k: wide heads produce huge scores, and "
+         "softmax turns huge scores into a one-hot vote. Multiplying by 1/√d_k keeps the variance at 1, so attention "
+         "stays soft at initialisation and can learn.",
          _variance),
     Step("5 · Decoder mask, encoder, and cross-attention",
          "A decoder (GPT) must not see the future it is predicting, so a causal mask sets future scores to −∞. An "
@@ -148,8 +148,8 @@ STEPS = [
          "learned position vectors are to each other (neighbours end up alike after training).",
          _positions),
     Step("7 · Multi-head attention",
-         "One head can only look for one kind of thing at a time. Several smaller heads run side by side, each with its "
-         "own queries, keys and values, and their outputs are concatenated. Each colour below is one head of the "
+         "One head can only look for one kind of thing at a time. Several smaller heads run side by side, each with "
+         "its own queries, keys and values, and their outputs are concatenated. Each colour below is one head of the "
          "first layer; the grid shows every head of every layer.",
          lambda ctx: [fx.head_view_figure(ctx.trace(), LAYER, None), fx.all_heads_figure(ctx.trace())]),
     Step("8 · The model ladder: bigram → GPT",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 # training: the run itself
-MAX_ITERS = 5000
+MIN_ITERS, MAX_ITERS = 10, 5000
 MAX_TRAIN_SECONDS = 600  # wall-clock cap: the run stops (model kept) after 10 minutes
 MAX_PARAMS = 12_000_000  # gpt-small with the char tokenizer fits; with gpt2 BPE it does not
 MAX_BATCH = 64
@@ -67,7 +67,7 @@ def check_train(*, iters, lr, batch_size, block_size, n_layer, n_head, n_embd, d
     if not (math.isfinite(drop_f) and 0.0 <= drop_f <= MAX_DROPOUT):
         raise ValueError(f"dropout must be between 0 and {MAX_DROPOUT}, got {dropout!r}.")
     return dict(
-        iters=_whole("iterations", iters, 1, MAX_ITERS), lr=lr_f, dropout=drop_f,
+        iters=_whole("iterations", iters, MIN_ITERS, MAX_ITERS), lr=lr_f, dropout=drop_f,
         batch_size=_whole("batch size", batch_size, 1, MAX_BATCH),
         block_size=_whole("block size", block_size, 2, MAX_BLOCK),
         n_layer=_whole("layers", n_layer, 0, MAX_LAYERS), n_head=_whole("heads", n_head, 0, MAX_HEADS),
@@ -87,7 +87,8 @@ def check_params(n_params: int, tokenizer: str) -> None:
 def table() -> list[tuple[str, str]]:
     """The caps as (what, limit) rows, for the README and the Train tab."""
     return [
-        ("iterations", f"1 .. {MAX_ITERS:,}"), ("wall time per run", f"{MAX_TRAIN_SECONDS // 60} min (then it stops, model kept)"),
+        ("iterations", f"{MIN_ITERS} .. {MAX_ITERS:,}"),
+        ("wall time per run", f"{MAX_TRAIN_SECONDS // 60} min (then it stops, model kept)"),
         ("parameters", f"{MAX_PARAMS:,}"), ("batch size", f"1 .. {MAX_BATCH}"), ("block size", f"2 .. {MAX_BLOCK}"),
         ("layers / heads", f"0 .. {MAX_LAYERS} / 0 .. {MAX_HEADS}"), ("n_embd", f"8 .. {MAX_EMBD}"),
         ("dropout", f"0 .. {MAX_DROPOUT}"), ("learning rate", f"{MIN_LR:g} .. {MAX_LR:g}"),
@@ -95,3 +96,8 @@ def table() -> list[tuple[str, str]]:
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
     ]
+
+
+def markdown() -> str:
+    """The caps as a Markdown table."""
+    return "\n".join(["| what | limit |", "|---|---|"] + [f"| {what} | {limit} |" for what, limit in table()])

@@ -41,8 +41,9 @@ def progress_html(run: TrainingRun | None) -> str:
                "<div class='pa-progress-label'>not started</div>"
     step, total = run.trainer.step, run.trainer.config.max_iters
     pct = 100.0 * step / max(1, total)
-    state = {"training": "training…", "done": "finished", "stopped": "stopped — model kept as it is",
-             "time limit": f"stopped at the {limits.MAX_TRAIN_SECONDS // 60}-minute limit — model kept"}.get(run.status, run.status)
+    states = {"training": "training…", "done": "finished", "stopped": "stopped — model kept as it is",
+              "time limit": f"stopped at the {limits.MAX_TRAIN_SECONDS // 60}-minute limit — model kept"}
+    state = states.get(run.status, run.status)
     return (f"<div class='pa-progress'><div class='pa-bar' style='width:{pct:.1f}%'></div></div>"
             f"<div class='pa-progress-label'>step {step:,} / {total:,} · {pct:.0f}% · {html.escape(state)}</div>")
 
@@ -56,7 +57,8 @@ def stats_markdown(run: TrainingRun | None) -> str:
         ev = evs[-1]
         cfg = run.trainer.config
         tps = ev.step * cfg.batch_size * run.model.config.block_size / max(ev.elapsed_s, 1e-9)
-        parts += [f"**{tps:,.0f}** tokens/s", f"**{ev.elapsed_s:,.1f}** s elapsed", f"train loss **{ev.train_loss:.3f}**"]
+        parts += [f"**{tps:,.0f}** tokens/s", f"**{ev.elapsed_s:,.1f}** s elapsed",
+                  f"train loss **{ev.train_loss:.3f}**"]
         vals = [e for e in evs if e.val_loss is not None]
         if vals:
             parts.append(f"val loss **{vals[-1].val_loss:.3f}** (step {vals[-1].step})")
@@ -198,7 +200,7 @@ def build(session: gr.State) -> None:
             preset_note = gr.Markdown(f"*{p['note']}*")
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():
-                    iters = gr.Slider(10, limits.MAX_ITERS, value=500, step=10, label="Iterations")
+                    iters = gr.Slider(limits.MIN_ITERS, limits.MAX_ITERS, value=500, step=10, label="Iterations")
                     lr = gr.Number(1e-3, label="Learning rate", info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}")
                 with gr.Row():
                     batch = gr.Slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
@@ -215,9 +217,9 @@ def build(session: gr.State) -> None:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
-            gr.Markdown(f"Limits on this shared machine: at most {limits.MAX_ITERS:,} iterations, "
-                        f"{limits.MAX_PARAMS / 1e6:.0f} M parameters and {limits.MAX_TRAIN_SECONDS // 60} minutes "
-                        "per run; one run trains at a time (others wait in the queue).", elem_classes="pa-note")
+            with gr.Accordion("Limits on this shared machine", open=False):
+                gr.Markdown("One run trains at a time; others wait in the queue. Beyond a limit you get a message "
+                            "saying what to change.\n\n" + limits.markdown(), elem_classes="pa-note")
         with gr.Column(scale=3, min_width=420):
             progress = gr.HTML(progress_html(None), label="Progress", elem_id="train-progress")
             plot = gr.Plot(label="Loss (train and validation)", elem_id="loss-plot")
