@@ -155,6 +155,29 @@ def test_compare_grid(client):
     assert "12** new tokens" in mds[0] and "12** new tokens" in mds[1]
 
 
+def test_shipped_checkpoint_serves_when_present(url, tmp_path, monkeypatch):
+    import gpt.checkpoint as checkpoint
+    from explainer.ui import registry
+    from gpt import TrainConfig
+    from gpt.train import build_run
+
+    run = build_run(preset="single-head", tokenizer="char", data=None,
+                    train=TrainConfig(max_iters=3, batch_size=4, eval_interval=3, eval_iters=1))
+    list(run.trainer.run())
+    checkpoint.save_checkpoint(run.model, run.tokenizer, tmp_path / "shakespeare-char", step=3, val_bpc=3.25)
+    monkeypatch.setattr(checkpoint, "CHECKPOINTS_DIR", tmp_path)
+    c = Client(url, verbose=False)  # a fresh session: no model of its own
+    try:
+        trained_char = c.predict(PROMPT, 0, 0.8, 5, api_name="/compare")[4]
+        assert "shakespeare-char (step 3)" in trained_char and "3.25** bits/char" in trained_char
+        notes = c.predict(PROMPT, "shakespeare-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect")[0]
+        assert "shakespeare-char (step 3)" in notes and "1 layers × 1 heads" in notes
+    finally:
+        c.close()
+        registry.stock.cache_clear()  # the untrained models took the fake checkpoint's shape
+        registry.untrained_bpc.cache_clear()
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda c: c.predict("", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect"),
      "prompt is empty"),
