@@ -119,9 +119,9 @@ def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, it
                      n_embd, dropout, seed, sample_every)
     run = TrainingRun(spec)
     session.add_run(run)
-    yield render(run, session)
     last = time.monotonic()
     try:
+        yield render(run, session)
         for ev in run.steps():
             if ev.val_loss is not None or ev.sample is not None or time.monotonic() - last >= limits.UI_UPDATE_S:
                 last = time.monotonic()
