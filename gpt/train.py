@@ -21,7 +21,7 @@ from .generate import generate_text
 from .model import GPT
 from .report import report_markdown, write_run_files
 from .tokenizers import CharTokenizer, UnknownCharactersError, get_tokenizer
-from .trainer import Trainer, TrainingDiverged
+from .trainer import Trainer, TrainingDiverged, estimate_loss
 
 SAMPLE_TOKENS = 300
 
@@ -67,6 +67,9 @@ def finish_run(run: Run, out: Path, *, command: str, wall: float, title: str, sa
     t = run.trainer
     res = evaluate(run.model, run.data, batches=eval_batches, batch_size=t.config.batch_size, seed=0)
     train_eval = t.history[-1].eval_train_loss if t.history else None
+    if train_eval is None:  # stopped between evaluations (or before the first step)
+        g = torch.Generator().manual_seed(0)
+        train_eval = estimate_loss(run.model, run.data, "train", t.config.batch_size, t.config.eval_iters, g)
     meta = {
         "step": t.step + (previous or {}).get("step", 0), "train_loss": train_eval, "val_loss": res.loss,
         "val_bpc": res.bpc, "tokens_per_char": res.tokens_per_char,

@@ -219,3 +219,17 @@ def test_cli_bad_inputs(tmp_path):
     assert r.returncode == 2 and "divisible by n_head" in r.stderr
     r = run_cli("gpt.sample", "--checkpoint", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "meta.json is missing" in r.stderr
+
+
+def test_finish_run_after_a_stop_between_evaluations(tmp_path):
+    from gpt.train import build_run, finish_run
+
+    run = build_run(preset="bigram", tokenizer="char", data=None,
+                    train=TrainConfig(max_iters=50, batch_size=4, eval_interval=40, eval_iters=2))
+    for ev in run.trainer.run():
+        if ev.step == 5:
+            break
+    meta = finish_run(run, tmp_path / "stopped", command="test", wall=0.1, title="t", sample_before="",
+                      eval_batches=4)
+    assert meta["step"] == 5 and math.isfinite(meta["train_loss"])
+    assert "final train loss" in (tmp_path / "stopped" / "report.md").read_text()
