@@ -33,20 +33,22 @@ def bench_training(args, data, vocab) -> dict:
                       warmup_iters=args.warmup, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
                       seed=args.seed, device="cpu")
     trainer = Trainer(model, data, cfg)
-    step_ms, first_hit, last_t, last_val = [], None, 0.0, float("nan")
+    step_ms, first_hit, first_hit_wall, last_t, train_s, last_val = [], None, None, 0.0, 0.0, float("nan")
     for ev in trainer.run():
-        step_ms.append((ev.elapsed_s - last_t) * 1000)
-        last_t = ev.elapsed_s
+        step_ms.append((ev.elapsed_s - last_t) * 1000)  # step time: elapsed_s at this event excludes its eval
+        last_t = ev.elapsed_s + ev.eval_s
+        train_s += step_ms[-1] / 1000
         if ev.val_loss is not None:
-            step_ms.pop()  # that step's time includes evaluation
             last_val = ev.val_loss
-            print(f"step {ev.step:>5}  val {ev.val_loss:.4f}  {ev.elapsed_s:6.1f}s", flush=True)
+            print(f"step {ev.step:>5}  val {ev.val_loss:.4f}  training {train_s:6.1f}s  "
+                  f"(wall incl. evaluation {last_t:6.1f}s)", flush=True)
             if first_hit is None and ev.val_loss <= TARGET:
-                first_hit = ev.elapsed_s
+                first_hit, first_hit_wall = train_s, last_t
     final = evaluate(model, data, batches=200, batch_size=32, seed=0).loss
     print(f"final val loss (200 batches): {final:.4f}  (last in-run estimate {last_val:.4f})")
+    print(f"val <= {TARGET}: after {first_hit} s of training ({first_hit_wall} s wall including evaluations)")
     return {"ms_per_step": statistics.median(step_ms), "seconds_to_val_1_89": first_hit,
-            "final_val_loss": final, "train_wall_s": last_t}
+            "wall_s_to_val_1_89_incl_eval": first_hit_wall, "final_val_loss": final, "train_wall_s": last_t}
 
 
 def bench_sampling(args, vocab) -> dict:
@@ -75,9 +77,9 @@ def bench_sampling(args, vocab) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m gpt.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iters", type=int, default=600)
+    p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=6e-3)
+    p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--eval-interval", type=int, default=50)
     p.add_argument("--eval-iters", type=int, default=20)

@@ -47,6 +47,7 @@ class TrainEvent:
     eval_train_loss: float | None = None
     sample: str | None = None
     done: bool = False
+    eval_s: float = 0.0  # wall time this step spent on evaluation and sampling (inside elapsed_s)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -160,5 +161,6 @@ class Trainer:
                 ev.sample = self.sample(c.sample_tokens, seed=c.seed)
             self.model.train()
             last_t, last_step = time.perf_counter(), self.step
+            ev.eval_s = last_t - now
             self.history.append(ev)
             yield ev
