@@ -55,6 +55,8 @@ def _state_for_saving(model: GPT, half: bool) -> dict[str, torch.Tensor]:
 def save_checkpoint(model: GPT, tokenizer, path: str | Path, *, half: bool = False, **meta: Any) -> Path:
     """Write ``model`` + ``tokenizer`` (+ any JSON-able ``meta``: step, losses, train config...)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path} is a file; a checkpoint is a folder: choose a folder name that is not taken.")
     path.mkdir(parents=True, exist_ok=True)
     blob = st_save(_state_for_saving(model, half))
     sha = hashlib.sha256(blob).hexdigest()

@@ -153,10 +153,10 @@ class TokenData:
         shortest = min(len(self.train), len(self.val))
         if shortest <= block_size:
             which = "validation" if len(self.val) < len(self.train) else "training"
+            smaller = f" or a block size of at most {shortest - 1}" if shortest > 1 else ""
             raise DataError(
                 f"the corpus is too short for block_size {block_size}: its {which} part has only "
-                f"{shortest} tokens. Use a longer text (at least ~{(block_size + 2) * 10} tokens) "
-                f"or a block size below {max(1, shortest - 1)}."
+                f"{shortest} tokens. Use a longer text (at least ~{(block_size + 2) * 10} tokens){smaller}."
             )
 
     def get_batch(self, split: str, batch_size: int, block_size: int,

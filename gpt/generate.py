@@ -1,7 +1,7 @@
 """Text in, text out: prompt handling around ``GPT.generate``.
 
-An empty (or whitespace-free empty) prompt starts from the tokenizer's documented
-start token: newline for the char model, ``<|endoftext|>`` for GPT-2 BPE.
+An empty or whitespace-only prompt starts from the tokenizer's documented start token:
+newline for the char model, ``<|endoftext|>`` for GPT-2 BPE (as the untrained samples do).
 """
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ class Generation:
 
 
 def encode_prompt(tokenizer, prompt: str, block_size: int) -> tuple[list[int], bool, bool]:
-    """(ids, cropped, used_start_token) for a prompt; raises UnknownCharactersError for the char model."""
-    ids = tokenizer.encode(prompt) if prompt else []
+    """(ids, cropped, used_start_token) for a prompt; raises UnknownCharactersError for the char model.
+
+    An empty or whitespace-only prompt becomes the start token alone.
+    """
+    ids = tokenizer.encode(prompt) if prompt.strip() else []
     if not ids:
         return [tokenizer.start_id], False, True
     cropped = len(ids) > block_size
@@ -36,8 +39,9 @@ def generate_text(model, tokenizer, prompt: str = "", *, max_new_tokens: int = 2
                   top_k: int | None = None, top_p: float | None = None, seed: int | None = 0,
                   use_cache: bool = True) -> Generation:
     """Sample a continuation of ``prompt``. Same seed, same text."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}.")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a whole number >= 1 (how many tokens to add), "
+                         f"got {max_new_tokens!r}.")
     if max_new_tokens > MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens {max_new_tokens} is too many; the limit is {MAX_NEW_TOKENS}.")
     if top_k is not None and top_k >= tokenizer.vocab_size:

@@ -37,11 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownCharactersError as e:
         print(f"error: {e} (or pass --drop-unknown)", file=sys.stderr)
         return 2
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if gen.cropped:
         print(f"(prompt cropped to its last {model.config.block_size} tokens)", file=sys.stderr)
+    if gen.used_start_token:
+        start = tok.token_strings([tok.start_id])[0]
+        print(f"(empty or blank prompt: starting from the start token {start})", file=sys.stderr)
     print(args.prompt + gen.text)
     return 0
 

@@ -25,9 +25,12 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
                          "(above ~2 the samples are already close to uniform noise).")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a whole number >= 1 (or None for no limit), got {top_k!r}.")
+            raise ValueError(f"top_k must be a whole number >= 1 (leave it unset for no limit), got {top_k!r}.")
     if top_p is not None:
-        p = float(top_p)
+        try:
+            p = float(top_p)
+        except (TypeError, ValueError):
+            p = math.nan
         if math.isnan(p) or not 0 < p <= 1:
             raise ValueError(f"top_p must be in (0, 1] (1 = no nucleus cut), got {top_p!r}.")
 
