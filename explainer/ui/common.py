@@ -1,7 +1,9 @@
-"""Helpers shared by the tabs: prompt checks, token highlighting, locked model use, generation."""
+"""Helpers shared by the tabs: prompt checks, sliders whose errors name them, token highlighting, locked
+model use, generation."""
 from __future__ import annotations
 
 import contextlib
+import math
 
 import gradio as gr
 
@@ -16,8 +18,52 @@ def check_prompt(prompt: str | None, *, allow_empty: bool) -> str:
     if len(prompt) > limits.MAX_PROMPT_CHARS:
         raise ValueError(f"the prompt has {len(prompt):,} characters; the limit is {limits.MAX_PROMPT_CHARS:,}.")
     if not prompt.strip() and not allow_empty:
-        raise ValueError("the prompt is empty: type a few words (e.g. 'ROMEO:') to see where the model attends.")
+        raise ValueError("the prompt is empty: there is nothing to inspect. Type a few words (e.g. 'ROMEO:') "
+                         "to see where the model attends.")
     return prompt
+
+
+def in_range(label: str, value, minimum: float, maximum: float):
+    """``value`` unchanged if it is a finite number in [minimum, maximum], else an error naming ``label``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (math.isfinite(x) and minimum <= x <= maximum):
+        raise gr.Error(f"{label} must be a number between {_num(minimum)} and {_num(maximum)}, got {value!r}.",
+                       title="Please check your input", print_exception=False)
+    return value
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def named(component):
+    """A bounded gr.Slider / gr.Number whose out-of-range value (sent through the API) gets a message
+    naming it; Gradio's own check says only "Value 1000000.0 is greater than maximum value 2."
+
+    Set on the instance: a subclass would make Gradio write a .pyi stub next to this module.
+    """
+    own = component.preprocess
+
+    def preprocess(payload):
+        if payload is not None or isinstance(component, gr.Slider):  # an empty Number stays None
+            in_range(component.label, payload, component.minimum, component.maximum)
+        return own(payload)
+
+    component.preprocess = preprocess
+    return component
+
+
+def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
+    """gr.Slider whose out-of-range API value gets a message naming it (see ``named``)."""
+    return named(gr.Slider(minimum, maximum, **kwargs))
+
+
+def number(value: float, *, minimum: float, maximum: float, **kwargs) -> gr.Number:
+    """A bounded gr.Number whose out-of-range API value gets a message naming it (see ``named``)."""
+    return named(gr.Number(value, minimum=minimum, maximum=maximum, **kwargs))
 
 
 def using(loaded):

@@ -65,7 +65,7 @@ def compare(session: Session, prompt: str, seed: int, temperature: float, max_ne
     n = int(max_new_tokens)
     if not 1 <= n <= limits.MAX_COMPARE_TOKENS:
         raise ValueError(f"new tokens must be between 1 and {limits.MAX_COMPARE_TOKENS}, got {max_new_tokens!r}.")
-    if not prompt:
+    if not prompt.strip():
         gr.Info("Empty prompt: each model starts from its start token (newline for char, <|endoftext|> for gpt2).")
     token_views = []
     for tok in registry.TOKENIZERS:
@@ -92,9 +92,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                 "the two comparable.", elem_classes="pa-note")
     with gr.Row(equal_height=True):
         prompt = gr.Textbox("ROMEO:", label="Prompt", scale=3, max_lines=3, elem_id="compare-prompt")
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED, scale=1)
-        temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", scale=2)
-        n = gr.Slider(1, limits.MAX_COMPARE_TOKENS, value=60, step=1, label="New tokens", scale=2)
+        seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED, scale=1)
+        temperature = common.slider(0, 2, value=0.8, step=0.05, label="Temperature", scale=2)
+        n = common.slider(1, limits.MAX_COMPARE_TOKENS, value=60, step=1, label="New tokens", scale=2)
     go = gr.Button("Compare", variant="primary", elem_id="compare-go")
     with gr.Row():
         char_tokens = common.highlighted("char tokenizer", "compare-char-tokens")

@@ -58,8 +58,8 @@ def generate(session: Session, prompt: str, model: str, max_new_tokens: int, tem
     """Sample a continuation of the prompt from the chosen model (same seed, same text)."""
     session = session or Session()
     prompt = common.check_prompt(prompt, allow_empty=True)
-    if not prompt:
-        gr.Info("Empty prompt: the model starts from its start token.")
+    if not prompt.strip():
+        gr.Info("Empty prompt: the model starts from its start token (newline for char, <|endoftext|> for gpt2).")
     loaded = session.model(model)
     gen = common.generate(loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                           top_k=top_k, top_p=top_p, seed=common.seed_value(seed))
@@ -101,13 +101,13 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                           elem_id="inspect-key")
     qk = gr.Plot(label="q·k products for the chosen query and key", elem_id="qk-products")
     with gr.Row(equal_height=True):
-        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
-        top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
-        top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
+        temperature = common.slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
+        top_k = common.slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+        top_p = common.slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
     dist = gr.Plot(label="Next-token distribution", elem_id="next-token")
     with gr.Row():
-        n_new = gr.Slider(1, limits.MAX_NEW_TOKENS, value=100, step=1, label="New tokens")
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
+        n_new = common.slider(1, limits.MAX_NEW_TOKENS, value=100, step=1, label="New tokens")
+        seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
         with gr.Column(min_width=160):
             sample_btn = gr.Button("Sample a continuation", elem_id="inspect-generate")
     continuation = gr.Textbox(label="Continuation (same temperature / top-k / top-p)", lines=4,

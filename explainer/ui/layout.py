@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import compare_tab, inspect_tab, learn_tab, limits, train_tab
-from .session import Session, cleanup_session
+from .session import Session, cleanup_session, release_session
 
 # system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "DejaVu Sans", "sans-serif"]
@@ -67,8 +67,17 @@ def build_demo() -> gr.Blocks:
                 inspect_tab.build(session, inspect)
             with gr.Tab("Learn", id="learn") as learn:
                 learn_tab.build(session, learn)
+        demo.unload(release)
     demo.queue(max_size=limits.QUEUE_MAX_SIZE, default_concurrency_limit=limits.INSPECT_CONCURRENCY)
     return demo
+
+
+def release(request: gr.Request) -> None:
+    """When a tab closes (its heartbeat drops): stop its training and free its models at once.
+
+    Gradio itself keeps a closed session's state for an hour before the delete callback runs.
+    """
+    release_session(request.session_hash)
 
 
 def launch_kwargs() -> dict:
@@ -78,4 +87,4 @@ def launch_kwargs() -> dict:
     """
     theme = gr.themes.Soft(primary_hue="indigo", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     return dict(theme=theme, css=CSS, head=HEAD_JS,
-                max_file_size=f"{limits.MAX_UPLOAD_MB}mb", show_error=True)
+                max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True)

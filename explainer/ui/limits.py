@@ -22,6 +22,7 @@ MAX_DROPOUT = 0.5
 MIN_LR, MAX_LR = 1e-5, 1e-2
 MAX_SEED = 2**31 - 1
 MAX_UPLOAD_MB = 10
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # Gradio counts "10mb" as 10 MiB; launch gets this number
 EVAL_ITERS = 20  # batches per evaluation while training
 EVALS_PER_RUN = 10  # evaluation points drawn on the loss curve
 MIN_EVAL_INTERVAL = 10  # short runs are not evaluated at every step (an evaluation costs ~EVAL_ITERS steps)
@@ -95,6 +96,9 @@ def table() -> list[tuple[str, str]]:
         ("upload", f".txt, UTF-8, up to {MAX_UPLOAD_MB} MB"), ("training runs at once", str(TRAIN_CONCURRENCY)),
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
+        ("requests", f"{INSPECT_CONCURRENCY} inspect / generate at once, up to {QUEUE_MAX_SIZE} waiting"),
+        ("kept per visitor", f"the latest model per tokenizer and {TRACE_CACHE_SIZE} traces; freed when the tab "
+                             "closes"),
     ]
 
 

@@ -6,13 +6,22 @@ Model keys used across the tabs and the API:
 * ``shakespeare-char`` / ``shakespeare-gpt2`` (and any other checkpoint on disk),
 * ``session-char`` / ``session-gpt2``: the model this session trained last with that tokenizer,
 * ``untrained-char`` / ``untrained-gpt2``: random weights from a fixed seed.
+
+A session holds at most one trained model per tokenizer (its latest run) and
+``limits.TRACE_CACHE_SIZE`` traces. When the visitor's tab closes, the app's ``unload`` handler
+calls ``release_session``, which stops their training and lets go of their models at once;
+Gradio deletes the emptied state an hour later (``cleanup_session``, the state's delete callback).
 """
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections import OrderedDict
 
 from . import limits, registry
+
+# Sessions that trained a model, by Gradio session hash, so the unload handler can find them.
+LIVE: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
 
 
 class Session:
@@ -24,6 +33,7 @@ class Session:
     def add_run(self, run) -> None:
         old = self.runs.get(run.spec.tokenizer)
         if old is not None and old is not run:
+            old.stop()
             old.cleanup()
         self.runs[run.spec.tokenizer] = run
         self.latest = run
@@ -37,9 +47,15 @@ class Session:
             self.latest = None
         run.cleanup()
 
-    def cleanup(self) -> None:
-        for run in self.runs.values():
+    def release(self) -> None:
+        """Stop any training and drop every model, trace and exported file of this session."""
+        runs = {id(r): r for r in [*self.runs.values(), self.latest] if r is not None}.values()
+        for run in runs:
+            run.stop()
             run.cleanup()
+        self.runs.clear()
+        self.latest = None
+        self.traces.clear()
 
     def model(self, key: str) -> registry.Loaded:
         """Resolve a model key (see the module docstring) to a loaded model."""
@@ -84,7 +100,20 @@ class Session:
         return value
 
 
+def bind(session: Session, session_hash: str | None) -> None:
+    """Remember which Gradio session (browser tab or API client) this Session belongs to."""
+    if session_hash:
+        LIVE[session_hash] = session
+
+
+def release_session(session_hash: str | None) -> None:
+    """The tab closed (or the API client left): stop its training and free its models now."""
+    session = LIVE.pop(session_hash or "", None)
+    if session is not None:
+        session.release()
+
+
 def cleanup_session(session) -> None:
-    """gr.State delete callback: remove the session's exported files."""
+    """gr.State delete callback (an hour after the tab closed): release whatever is left."""
     if isinstance(session, Session):
-        session.cleanup()
+        session.release()

@@ -1,22 +1,22 @@
 """Train tab: pick a corpus, tokenizer and rung of the ladder, then watch the loss fall live.
 
 ``/train`` streams (loss figure, progress, stats, sample, checkpoint zip, report) after
-each evaluation, sample, or at most every ``limits.UI_UPDATE_S`` seconds. Stop (or
-cancelling the job) halts at the next step; the model stays as it is and becomes this
+each evaluation, sample, or at most every ``limits.UI_UPDATE_S`` seconds; the run itself trains
+in its own thread (``training.TrainingRun``). Stop, cancelling the job or closing the tab halts it
+at the next step and waits for the thread to end; the model stays as it is and becomes this
 session's model for the other tabs. ``/export`` stops the session's run if needed and
 returns the checkpoint zip and the report.
 """
 from __future__ import annotations
 
 import html
-import time
 
 import gradio as gr
 
-from . import limits
+from . import common, limits
 from .errors import friendly
 from .gpu import gpu
-from .session import Session
+from .session import Session, bind
 from .training import TrainingRun, TrainSpec
 
 PRESET_NAMES = ["bigram", "single-head", "multi-head", "block", "gpt-tiny", "gpt-small"]
@@ -99,6 +99,7 @@ def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_si
     if corpus == UPLOAD:
         if not upload:
             raise ValueError("choose a .txt file to upload first (or pick Tiny Shakespeare).")
+        check_upload_size(upload)
         return TrainSpec(tokenizer, preset, hp, corpus_path=str(upload), corpus_name=_file_name(upload))
     return TrainSpec(tokenizer, preset, hp)
 
@@ -111,7 +112,7 @@ def _file_name(path) -> str:
 
 def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, iters: int, lr: float,
           batch_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float,
-          seed: int, sample_every: int):
+          seed: int, sample_every: int, request: gr.Request = None):
     """Train a model from the ladder, streaming the live loss curve; Stop keeps the model."""
     if session is None:
         session = Session()
@@ -119,18 +120,17 @@ def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, it
                      n_embd, dropout, seed, sample_every)
     run = TrainingRun(spec)
     session.add_run(run)
-    last = time.monotonic()
+    bind(session, request.session_hash if request else None)
+    run.start()
     try:
         yield render(run, session)
-        for ev in run.steps():
-            if ev.val_loss is not None or ev.sample is not None or time.monotonic() - last >= limits.UI_UPDATE_S:
-                last = time.monotonic()
-                yield render(run, session)
-    except Exception:
+        for _ in run.updates(limits.UI_UPDATE_S):
+            yield render(run, session)
+    finally:  # also when the job is cancelled or the tab closes: no training thread outlives the handler
+        run.stop()
+    if run.error is not None:
         session.drop_run(run)
-        raise
-    finally:
-        run.close()
+        raise run.error
     if run.status == "time limit":
         gr.Warning(f"Training reached the {limits.MAX_TRAIN_SECONDS // 60}-minute limit for one run; "
                    "the model is kept as it is.")
@@ -157,6 +157,18 @@ def request_stop(session: Session) -> None:
         session.latest.request_stop()
 
 
+def check_upload_size(path) -> None:
+    """Refuse a file over the upload cap (Gradio refuses larger uploads too; this covers any other path in)."""
+    from pathlib import Path
+
+    from gpt.data import DataError
+
+    p = Path(str(path))
+    if p.stat().st_size > limits.MAX_UPLOAD_BYTES:
+        raise DataError(f"{p.name} is {p.stat().st_size / 2**20:.1f} MB; uploads are limited to "
+                        f"{limits.MAX_UPLOAD_MB} MB. Upload a smaller excerpt.")
+
+
 def check_upload(path):
     """Validate an upload as soon as it arrives: empty, binary or non-UTF-8 files are refused."""
     from pathlib import Path
@@ -165,8 +177,7 @@ def check_upload(path):
 
     p = Path(str(path))
     try:
-        if p.stat().st_size > limits.MAX_UPLOAD_MB * 1_000_000:
-            raise DataError(f"{p.name} is larger than {limits.MAX_UPLOAD_MB} MB; upload a smaller excerpt.")
+        check_upload_size(p)
         text = decode_text(p.read_bytes(), p.name)
     except DataError as e:
         gr.Warning(str(e), title="This file cannot be used")
@@ -200,20 +211,21 @@ def build(session: gr.State) -> None:
             preset_note = gr.Markdown(f"*{p['note']}*")
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():
-                    iters = gr.Slider(limits.MIN_ITERS, limits.MAX_ITERS, value=500, step=10, label="Iterations")
+                    iters = common.slider(limits.MIN_ITERS, limits.MAX_ITERS, value=500, step=10, label="Iterations")
                     lr = gr.Number(1e-3, label="Learning rate", info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}")
                 with gr.Row():
-                    batch = gr.Slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
-                    block = gr.Slider(2, limits.MAX_BLOCK, value=p["block_size"], step=1, label="Block size")
+                    batch = common.slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
+                    block = common.slider(2, limits.MAX_BLOCK, value=p["block_size"], step=1, label="Block size")
                 with gr.Row():
-                    layers = gr.Slider(0, limits.MAX_LAYERS, value=p["n_layer"], step=1, label="Layers")
-                    heads = gr.Slider(0, limits.MAX_HEADS, value=p["n_head"], step=1, label="Heads")
+                    layers = common.slider(0, limits.MAX_LAYERS, value=p["n_layer"], step=1, label="Layers")
+                    heads = common.slider(0, limits.MAX_HEADS, value=p["n_head"], step=1, label="Heads")
                 with gr.Row():
-                    n_embd = gr.Slider(8, limits.MAX_EMBD, value=p["n_embd"], step=8, label="n_embd")
-                    dropout = gr.Slider(0, limits.MAX_DROPOUT, value=p["dropout"], step=0.05, label="Dropout")
+                    n_embd = common.slider(8, limits.MAX_EMBD, value=p["n_embd"], step=8, label="n_embd")
+                    dropout = common.slider(0, limits.MAX_DROPOUT, value=p["dropout"], step=0.05, label="Dropout")
                 with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
-                    sample_every = gr.Slider(0, 1000, value=100, step=10, label="Sample every", info="steps; 0 = off")
+                    seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
+                    sample_every = common.slider(0, 1000, value=100, step=10, label="Sample every",
+                                                 info="steps; 0 = off")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="train-stop")

@@ -1,7 +1,9 @@
-"""One training run of the Train tab: build it, step it, stop it, export it. No Gradio here.
+"""One training run of the Train tab: build it, train it in a thread, stop it, export it. No Gradio here.
 
-The run lives in the visitor's session, so the model it trains is theirs alone. Its lock is
-held during each optimiser step, so another tab can read the weights between steps.
+The run lives in the visitor's session, so the model it trains is theirs alone. It trains in
+its own named thread (``playattention-train-<id>``) that checks for a stop request before each
+optimiser step; ``stop`` waits for that thread to end. The run's lock is held during each
+step, so another tab can read the weights between steps.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from typing import Iterator
 from . import limits, registry
 
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
+THREAD_PREFIX = "playattention-train-"  # training threads are named this + the run id
+STOP_TIMEOUT_S = 60  # longest wait for the current optimiser step when stopping
+SYNC_FIELDS = ("lock", "export_lock", "finished", "news", "thread")
 
 
 @dataclass
@@ -100,15 +105,18 @@ class TrainingRun:
         self.status = "ready"
         self.stop_requested = False
         self.started = 0.0
+        self.error: Exception | None = None  # why the thread stopped, if it failed
         self.exported: Export | None = None
 
     def _init_sync(self) -> None:
         self.lock = threading.Lock()
         self.export_lock = threading.Lock()
         self.finished = threading.Event()
+        self.news = threading.Event()  # set after an evaluation or a sample, and when the run ends
+        self.thread: threading.Thread | None = None
 
-    def __getstate__(self):  # locks cannot be copied or pickled (e.g. by ZeroGPU): rebuilt on load
-        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "export_lock", "finished")}
+    def __getstate__(self):  # locks and threads cannot be pickled (e.g. by ZeroGPU): rebuilt on load
+        return {k: v for k, v in self.__dict__.items() if k not in SYNC_FIELDS}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -134,40 +142,68 @@ class TrainingRun:
     def elapsed(self) -> float:
         return time.monotonic() - self.started if self.started else 0.0
 
-    def steps(self) -> Iterator:
-        """Train, yielding each TrainEvent; returns early on a stop request or the time cap."""
+    def start(self) -> None:
+        """Train in a background thread named ``playattention-train-<id>``; returns at once."""
         self.status, self.started = "training", time.monotonic()
+        self.thread = threading.Thread(target=self._train, name=THREAD_PREFIX + self.id, daemon=True)
+        self.thread.start()
+
+    def _train(self) -> None:
+        """The thread: one optimiser step at a time until done, stopped, failed or out of time."""
         it = self.trainer.run()
         try:
-            while True:
+            while self.status == "training":
                 if self.stop_requested:
                     self.status = "stopped"
-                    return
-                if self.elapsed() > limits.MAX_TRAIN_SECONDS:
+                elif self.elapsed() > limits.MAX_TRAIN_SECONDS:
                     self.status = "time limit"
-                    return
-                with self.lock:
-                    ev = next(it, None)
-                if ev is None:
-                    self.status = "done"
-                    return
-                yield ev
-        except Exception:
-            self.status = "failed"
-            raise
+                else:
+                    with self.lock:
+                        ev = next(it, None)
+                    if ev is None:
+                        self.status = "done"
+                    elif ev.val_loss is not None or ev.sample is not None:
+                        self.news.set()
+        except Exception as e:  # noqa: BLE001 - handed to the handler, which shows it
+            self.error, self.status = e, "failed"
         finally:
             it.close()
             self.close()
 
+    def updates(self, every: float) -> Iterator[None]:
+        """Yield while the run trains: after each evaluation or sample, else every ``every`` seconds."""
+        while not self.finished.is_set():
+            self.news.wait(every)
+            self.news.clear()
+            if not self.finished.is_set():
+                yield
+
     def request_stop(self) -> None:
         self.stop_requested = True
 
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop after the current step and wait for the thread to end; True once it has."""
+        self.request_stop()
+        if self.thread is None:
+            self.close()
+        else:
+            self.thread.join(timeout)
+        return self.finished.is_set()
+
     def close(self) -> None:
-        """The run is over (finished, stopped or cancelled): the model stays as it is."""
+        """The run is over (finished, stopped or never started): the model stays as it is.
+
+        The optimiser's moments and the gradients are freed: the app never resumes a run, so
+        a finished run costs only its weights.
+        """
         if self.status in ("training", "ready"):
             self.status = "stopped"
-        self.model.eval()
+        with self.lock:
+            self.trainer.optimizer.state.clear()
+            self.model.zero_grad(set_to_none=True)
+            self.model.eval()
         self.finished.set()
+        self.news.set()
 
     def wait(self, timeout: float) -> bool:
         return self.finished.wait(timeout)
