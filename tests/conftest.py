@@ -79,3 +79,23 @@ def tiny_gpt2(gpt2_tok):
 
     torch.manual_seed(0)
     return GPT(preset_config("gpt-tiny", gpt2_tok.vocab_size, n_layer=2, n_embd=64, block_size=32)).eval(), gpt2_tok
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The app launched in-process on a free loopback port, shared by the tests that drive it."""
+    from explainer.ui import build_demo, launch_kwargs
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                **launch_kwargs())
+    yield demo.local_url
+    demo.close()

@@ -177,29 +177,3 @@ def test_shipped_checkpoint_serves_when_present(url, tmp_path, monkeypatch):
         registry.stock.cache_clear()  # the untrained models took the fake checkpoint's shape
         registry.untrained_bpc.cache_clear()
 
-
-@pytest.mark.parametrize("call, message", [
-    (lambda c: c.predict("", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect"),
-     "prompt is empty"),
-    (lambda c: c.predict("héllo ☃", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect"),
-     "not in this model's vocabulary"),
-    (lambda c: c.predict(**train_args(lr=5.0), api_name="/train"), "learning rate must be between"),
-    (lambda c: c.predict(**train_args(tokenizer="gpt2", preset="gpt-small", n_layer=6, n_head=6, n_embd=384,
-                                      block_size=256), api_name="/train"), "parameters; the limit"),
-    (lambda c: c.predict(**train_args(n_layer=1, n_head=3, n_embd=32), api_name="/train"), "divisible by n_head"),
-    (lambda c: c.predict(**train_args(corpus="My uploaded .txt"), api_name="/train"), "choose a .txt file"),
-], ids=["empty-prompt", "unknown-characters", "absurd-lr", "too-many-params", "heads-do-not-divide", "no-upload"])
-def test_bad_input_gets_a_specific_message(client, call, message):
-    with pytest.raises(AppError, match=message):
-        call(client)
-
-
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"), (b"\x00\x01\x02binary", "looks binary"), (b"\xff\xfe bad", "not UTF-8"),
-    (b"To be or not to be.\n", "too short for block_size"),
-], ids=["empty", "binary", "not-utf8", "shorter-than-block"])
-def test_bad_upload_gets_a_specific_message(client, tmp_path, content, message):
-    path = tmp_path / "corpus.txt"
-    path.write_bytes(content)
-    with pytest.raises(AppError, match=message):
-        client.predict(**train_args(corpus="My uploaded .txt", upload=handle_file(str(path))), api_name="/train")
