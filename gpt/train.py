@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m gpt.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"error: {out} is a file; --out needs a folder (new or an earlier checkpoint's).", file=sys.stderr)
+        return 2
     try:
         train = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
                             warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
@@ -146,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError, UnknownCharactersError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
     tok_desc = f"char ({run.tokenizer.vocab_size} symbols)" if isinstance(run.tokenizer, CharTokenizer) else "gpt2 BPE"
     label = f"continuing {args.init_from}" if args.init_from else args.preset
     print(f"{label}: {run.model.num_params():,} parameters, tokenizer {tok_desc}, "
