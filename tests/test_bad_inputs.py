@@ -250,6 +250,7 @@ CASES = [
     case("cli", "zero-iterations", lambda t: t.cli("gpt.train", "--max-iters", 0, "--out", t.root / "o"),
          "max_iters must be a whole number >= 1"),
     case("cli", "nan-learning-rate", lambda t: t.train("--lr", "nan"), "lr must be in (0, 1]"),
+    case("cli", "out-is-a-file", lambda t: t.cli("gpt.train", "--out", t.file("short")), "--out needs a folder"),
     case("cli", "init-from-pickle", lambda t: t.train("--init-from", t.pickle_file), "a checkpoint is a folder"),
     # --- Python API: generation ---
     case("api", "empty-prompt", lambda t: t.generate(""), "start token used: True"),
