@@ -5,7 +5,6 @@ Tiny presets only; nothing here relies on timing (other jobs may be loading the 
 from __future__ import annotations
 
 import json
-import socket
 import zipfile
 from pathlib import Path
 
@@ -21,21 +20,9 @@ BIGRAM = dict(iters=5000, lr=1e-3, batch_size=8, block_size=32, n_layer=0, n_hea
               dropout=0.0, seed=0, sample_every=0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def url():
-    from explainer.ui import build_demo, launch_kwargs
-
-    demo = build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                **launch_kwargs())
-    yield demo.local_url
-    demo.close()
+def url(app_url):
+    return app_url
 
 
 @pytest.fixture(scope="module")
