@@ -45,7 +45,8 @@ def loss_csv(events: Sequence[TrainEvent]) -> str:
 
 
 def report_markdown(*, title: str, command: str, config: dict, train_config: dict, meta: dict,
-                    sample_before: str, sample_after: str, sample_prompt: str) -> str:
+                    sample_before: str, sample_after: str, sample_prompt: str,
+                    before_label: str = "before training") -> str:
     def table(d: dict) -> str:
         return "\n".join(["| key | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in d.items()])
 
@@ -70,7 +71,7 @@ Command: `{command}`
 ## Training
 {table(train_config)}
 
-## Sample before training (prompt {sample_prompt!r})
+## Sample {before_label} (prompt {sample_prompt!r})
 {fence}
 {sample_before}
 {fence}

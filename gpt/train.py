@@ -81,6 +81,7 @@ def finish_run(run: Run, out: Path, *, command: str, wall: float, title: str, sa
     after = sample(run.model, run.tokenizer, t.config.seed)
     md = report_markdown(title=title, command=command, config=run.model.config.to_dict(),
                          train_config=t.config.to_dict(), meta=meta, sample_before=sample_before,
+                         before_label="before this run (the checkpoint it continued)" if previous else "before training",
                          sample_after=after, sample_prompt="")
     write_run_files(out, t.history, md, title)
     return meta

@@ -206,6 +206,7 @@ def test_cli_train_then_sample(tmp_path):
     meta2 = json.loads((tmp_path / "more" / "meta.json").read_text())
     assert meta2["step"] == 70 and meta2["command"].count("python -m gpt.train") == 2
     assert meta2["config"] == meta["config"] and meta2["tokenizer"] == meta["tokenizer"]
+    assert "Sample before this run" in (tmp_path / "more" / "report.md").read_text()
     bad = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "café")
     assert bad.returncode == 2 and "'é'" in bad.stderr and "Traceback" not in bad.stderr
 
