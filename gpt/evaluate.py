@@ -1,6 +1,6 @@
 """Validation loss and bits per character: the fair way to compare char and BPE models.
 
-A BPE token covers ~3.7 characters of Shakespeare, a char token exactly one, so loss per
+A GPT-2 BPE token covers ~3.1 characters of Shakespeare, a char token exactly one, so loss per
 token is not comparable. Bits per character is: loss x tokens / characters / ln 2.
 """
 from __future__ import annotations

@@ -128,8 +128,11 @@ def test_inspect_toggles_change_the_trace(client):
 
 
 def test_inspect_says_when_a_head_does_not_exist(client):
-    notes = client.predict(PROMPT, "untrained-char", 0, 6, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect")[0]
-    assert "head 6 does not exist in this model: showing layer 0, head 3" in notes
+    from gpt import load_checkpoint
+
+    n_head = load_checkpoint("untrained-char")[0].config.n_head
+    notes = client.predict(PROMPT, "untrained-char", 0, n_head, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect")[0]
+    assert f"head {n_head} does not exist in this model: showing layer 0, head {n_head - 1}" in notes
 
 
 def test_compare_grid(client):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from gpt import TokenData, load_checkpoint
 from gpt.checkpoint import CHECKPOINTS_DIR
@@ -12,15 +13,28 @@ SHIPPED = ["shakespeare-char", "shakespeare-gpt2"]
 MB = 1_000_000
 
 
+@pytest.fixture
+def two_threads():
+    """Re-measuring runs ~100 K tokens through the model: use both cores for it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+# a few hundred batches each; GPT-2's 50 K-way softmax makes its tokens ~4x dearer, so smaller batches
+REMEASURE = {"shakespeare-char": dict(batches=200, batch_size=16), "shakespeare-gpt2": dict(batches=200, batch_size=8)}
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare):
+def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare, two_threads):
     model, tok, meta = load_checkpoint(name, with_meta=True)
     for key in ("val_loss", "val_bpc", "command", "step", "train_loss", "wall_time_s"):
         assert key in meta, key
     assert meta["command"].startswith("python -m gpt.train ")
     data = TokenData.from_text(shakespeare, tok)
     # other batches than the ones the metadata was measured on (seed 0): the loss must hold up
-    res = evaluate(model, data, batches=300, batch_size=16, seed=12345)
+    res = evaluate(model, data, seed=12345, **REMEASURE[name])
     assert res.loss == pytest.approx(meta["val_loss"], abs=0.02)
     assert res.bpc == pytest.approx(meta["val_bpc"], abs=0.03)
     gen = generate_text(model, tok, "ROMEO:", max_new_tokens=40, temperature=0.8, seed=0)
@@ -29,7 +43,7 @@ def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare):
 
 def test_char_model_reaches_target():
     _, _, meta = load_checkpoint("shakespeare-char", with_meta=True)
-    assert meta["val_loss"] < 2.0  # a trained model (the README reports the exact number)
+    assert meta["val_loss"] < 1.6 and meta["val_bpc"] < 2.3  # the README reports 1.560 (2.251 bits/char)
 
 
 def test_checkpoint_sizes_within_limits():
