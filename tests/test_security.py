@@ -58,5 +58,6 @@ def test_no_code_loads_pickles():
     assert len(sources) > 30
     for path in sources:
         text = path.read_text()
-        for banned in ("torch.load(", "pickle.load", "import pickle", "import dill", "joblib.load"):
+        # "torch" "load(" split so this file does not itself read as a torch-load call
+        for banned in ("torch" ".load(", "pickle.load", "import pickle", "import dill", "joblib.load"):
             assert banned not in text, f"{path.relative_to(ROOT)} uses {banned}"
