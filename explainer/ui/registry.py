@@ -17,15 +17,27 @@ TOKENIZERS = ("char", "gpt2")
 
 
 def once(fn):
-    """functools.cache that also makes concurrent first callers wait for one load."""
-    cached = functools.cache(fn)
-    lock = threading.Lock()
+    """functools.cache with one lock per argument tuple: concurrent first callers wait for one
+    load, while calls for other arguments (and every cached call) never wait on it."""
+    results, locks, guard = {}, {}, threading.Lock()
 
     @functools.wraps(fn)
     def wrapper(*args):
+        if args in results:
+            return results[args]
+        with guard:
+            lock = locks.setdefault(args, threading.Lock())
         with lock:
-            return cached(*args)
-    wrapper.cache_clear = cached.cache_clear
+            if args not in results:
+                results[args] = fn(*args)
+        return results[args]
+
+    def cache_clear():
+        with guard:
+            results.clear()
+            locks.clear()
+
+    wrapper.cache_clear = cache_clear
     return wrapper
 
 
