@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "ROMEO:"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 BIG = 50 * 2**20  # a 50 MB file
+# a relative path from the repository that climbs to /etc/passwd wherever the clone lives
+TRAVERSAL = "../" * len(ROOT.parts) + "etc/passwd"
 # /train arguments after (corpus, upload, tokenizer, preset)
 TINY = dict(iters=10, lr=1e-3, batch_size=8, block_size=8, n_layer=1, n_head=1, n_embd=16, dropout=0.0, seed=0,
             sample_every=0)
@@ -234,7 +236,7 @@ CASES = [
          "corrupt or truncated"),
     case("cli", "checkpoint-pickle", lambda t: t.cli("gpt.sample", "--checkpoint", t.pickle_file),
          "is a file; a checkpoint is a folder"),
-    case("cli", "checkpoint-traversal", lambda t: t.cli("gpt.sample", "--checkpoint", "../../etc/passwd"),
+    case("cli", "checkpoint-traversal", lambda t: t.cli("gpt.sample", "--checkpoint", TRAVERSAL),
          "a checkpoint is a folder"),
     # --- command line: python -m gpt.train ---
     case("cli", "block-size-above-corpus", lambda t: t.train("--data", t.file("short"), "--block-size", 256),
@@ -298,7 +300,7 @@ CASES = [
         t.damaged["pickle-weights"])), "not a valid safetensors file"),
     case("api", "checkpoint-pickle-file", lambda t: raises(CheckpointError, lambda: load_checkpoint(
         t.pickle_file)), "is a file; a checkpoint is a folder"),
-    case("api", "load-traversal", lambda t: raises(CheckpointError, lambda: load_checkpoint("../../etc/passwd")),
+    case("api", "load-traversal", lambda t: raises(CheckpointError, lambda: load_checkpoint(TRAVERSAL)),
          "a checkpoint is a folder"),
     case("api", "save-traversal", lambda t: raises(CheckpointError, lambda: user_checkpoint_path(
         "../../etc/passwd")), "invalid checkpoint name"),
@@ -406,7 +408,7 @@ def test_the_table_covers_every_surface():
 
 @pytest.mark.parametrize("surface, call, expected", CASES)
 def test_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
-    monkeypatch.chdir(ROOT)  # relative paths such as ../../etc/passwd resolve from the repository
+    monkeypatch.chdir(ROOT)  # relative paths such as TRAVERSAL resolve from the repository
     text = call(t)
     assert expected in text, text[:1000]
     assert "Traceback" not in text
