@@ -20,7 +20,25 @@ import torch.nn.functional as F
 from .config import GPTConfig, resolve_scale
 from .sampling import sample_next
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+class KVCache:
+    """Keys and values of the tokens seen so far, for every layer, in buffers sized to block_size.
+
+    Writing each new token's k, v into a preallocated slot (instead of concatenating onto the
+    old tensors) keeps a sampling step from re-copying the whole cache.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, device, dtype=torch.float32):
+        shape = (config.n_layer, batch, config.n_head, config.block_size, config.head_dim)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0  # tokens cached (advanced by GPT._run after all layers have written)
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this call's k, v (B, nh, T, hd) after the cached ones; return all keys and values."""
+        end = self.length + k.size(2)
+        self.k[layer, :, :, self.length:end] = k
+        self.v[layer, :, :, self.length:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
 
 @dataclass
@@ -67,18 +85,17 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
 
-    def forward(self, x, *, causal: bool, scale: float, past=None, capture=False, head_mask=None):
-        """Return (y, present_kv, trace). ``trace`` is None unless ``capture``."""
+    def forward(self, x, *, causal: bool, scale: float, cache=None, layer=0, capture=False, head_mask=None):
+        """Return (y, trace). ``trace`` is None unless ``capture``; ``cache`` is a KVCache or None."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim): each head sees its own slice of the channels
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        present = (k, v)
+        if cache is not None:  # earlier tokens' keys and values come from the cache
+            k, v = cache.write(layer, k, v)
         T_k = k.size(2)
-        mask = causal_mask(T, T_k, x.device) if causal else None
+        # one new query at the end may attend every key: its causal mask row is all True
+        mask = causal_mask(T, T_k, x.device) if causal and (T > 1 or capture) else None
 
         trace = None
         if capture:
@@ -92,7 +109,7 @@ class CausalSelfAttention(nn.Module):
         if head_mask is not None:  # ablation: zero (or weight) whole heads
             y = y * head_mask.view(1, -1, 1, 1).to(y.dtype)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
-        return self.resid_dropout(self.c_proj(y)), present, trace
+        return self.resid_dropout(self.c_proj(y)), trace
 
     def _explicit(self, q, k, v, mask, scale):
         """Attention one stage at a time: the teaching path, and the source of every figure."""
@@ -130,12 +147,12 @@ class Block(nn.Module):
         self.mlp = MLP(config) if config.mlp else None
 
     def forward(self, x, **attn_kw):
-        a, present, trace = self.attn(self.ln_1(x), **attn_kw)
+        a, trace = self.attn(self.ln_1(x), **attn_kw)
         x = x + a if self.residual else a
         if self.mlp is not None:
             m = self.mlp(self.ln_2(x))
             x = x + m if self.residual else m
-        return x, present, trace
+        return x, trace
 
 
 class GPT(nn.Module):
@@ -175,11 +192,15 @@ class GPT(nn.Module):
     def device(self) -> torch.device:
         return self.wte.weight.device
 
-    def _run(self, idx, *, past=None, capture=False, causal=None, attn_scale=None, head_mask=None):
-        """The one forward pass. Returns (logits, presents, traces, causal, scale)."""
+    def _run(self, idx, *, cache=None, capture=False, causal=None, attn_scale=None, head_mask=None):
+        """The one forward pass. Returns (logits, traces, causal, scale).
+
+        With a ``cache``, ``idx`` holds only the tokens after the cached ones; their keys and
+        values are added to the cache.
+        """
         B, T = idx.shape
         cfg = self.config
-        offset = past[0][0].size(2) if past else 0
+        offset = cache.length if cache is not None else 0
         if offset + T > cfg.block_size:
             raise ValueError(f"sequence of {offset + T} tokens exceeds block_size {cfg.block_size}")
         causal = cfg.causal if causal is None else bool(causal)
@@ -188,16 +209,15 @@ class GPT(nn.Module):
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(offset, offset + T, device=idx.device))
         x = self.drop(x)
-        presents, traces = [], []
+        traces = []
         for i, block in enumerate(self.h):
-            x, present, trace = block(
-                x, causal=causal, scale=scale, past=past[i] if past else None, capture=capture,
-                head_mask=None if head_mask is None else head_mask[i],
-            )
-            presents.append(present)
+            x, trace = block(x, causal=causal, scale=scale, cache=cache, layer=i, capture=capture,
+                             head_mask=None if head_mask is None else head_mask[i])
             traces.append(trace)
+        if cache is not None:
+            cache.length += T
         logits = self.lm_head(self.ln_f(x))
-        return logits, presents, traces, causal, scale
+        return logits, traces, causal, scale
 
     def forward(self, idx, targets=None, *, head_mask=None, causal=None, attn_scale=None):
         """Fast path. Returns (logits (B, T, vocab), mean cross-entropy loss or None).
@@ -205,7 +225,7 @@ class GPT(nn.Module):
         ``head_mask`` (n_layer, n_head) multiplies each head's output (0 = ablate the head);
         ``causal`` / ``attn_scale`` override the config for this call only, as in ``trace``.
         """
-        logits, _, _, _, _ = self._run(idx, head_mask=head_mask, causal=causal, attn_scale=attn_scale)
+        logits, _, _, _ = self._run(idx, head_mask=head_mask, causal=causal, attn_scale=attn_scale)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
@@ -218,7 +238,7 @@ class GPT(nn.Module):
         ``causal`` / ``attn_scale`` override the config for this call only, so the trained
         weights can be seen with the mask removed or the scaling changed.
         """
-        logits, _, traces, causal, scale = self._run(idx, capture=True, causal=causal, attn_scale=attn_scale)
+        logits, traces, causal, scale = self._run(idx, capture=True, causal=causal, attn_scale=attn_scale)
         T = idx.size(1)
         mask = causal_mask(T, T, idx.device) if causal else torch.ones(T, T, dtype=torch.bool, device=idx.device)
         return ModelTrace(layers=traces, mask=mask, scale=scale, causal=causal, logits=logits)
@@ -237,13 +257,14 @@ class GPT(nn.Module):
         Temperature 0 means greedy (argmax).
         """
         bs = self.config.block_size
-        past: KVCache | None = None
+        cache = KVCache(self.config, idx.size(0), idx.device, self.wte.weight.dtype) if use_cache else None
         for _ in range(max_new_tokens):
-            if use_cache and past is not None and idx.size(1) <= bs:
-                logits, past, _, _, _ = self._run(idx[:, -1:], past=past)
-            else:
-                logits, presents, _, _, _ = self._run(idx[:, -bs:])
-                past = presents if use_cache else None
+            if cache is not None and cache.length and idx.size(1) <= bs:
+                logits, _, _, _ = self._run(idx[:, -1:], cache=cache)
+            else:  # no cache, the first step, or a full window: encode the last block_size tokens
+                if cache is not None:
+                    cache.length = 0
+                logits, _, _, _ = self._run(idx[:, -bs:], cache=cache)
             nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, top_p=top_p,
                               generator=generator)
             idx = torch.cat([idx, nxt], dim=1)
