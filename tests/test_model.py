@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gpt import GPT, PRESETS, GPTConfig, preset_config
+from gpt.model import KVCache
 from gpt.sampling import next_token_probs
 
 
@@ -122,6 +123,23 @@ def test_generation_cache_equals_no_cache_greedy():
     a = m.generate(idx, 40, temperature=0, use_cache=True)
     b = m.generate(idx, 40, temperature=0, use_cache=False)
     assert a.shape == (1, 43) and torch.equal(a, b)
+
+
+def test_kv_cache_feeding_token_by_token_matches_full_forward():
+    """The cache's keys/values give each new position exactly the logits a full forward gives,
+    for a batch of two rows and up to the last slot of block_size."""
+    m = small(block_size=16)
+    idx = torch.randint(0, 65, (2, 16), generator=torch.Generator().manual_seed(0))
+    full, _ = m(idx)
+    cache = KVCache(m.config, 2, idx.device)
+    with torch.no_grad():
+        first, *_ = m._run(idx[:, :5], cache=cache)
+        steps = [m._run(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 16)]
+    got = torch.cat([first] + steps, dim=1)
+    assert cache.length == 16
+    assert (got - full).abs().max().item() <= 1e-5
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        m._run(idx[:, :1], cache=cache)
 
 
 def test_generation_sampled_cache_equals_no_cache_same_seed():
