@@ -30,8 +30,8 @@ def bench_training(args, data, vocab) -> dict:
     torch.manual_seed(args.seed)
     model = GPT(preset_config("gpt-tiny", vocab, dropout=0.0))
     cfg = TrainConfig(max_iters=args.iters, batch_size=args.batch_size, lr=args.lr, min_lr=args.lr / 20,
-                      warmup_iters=args.warmup, beta1=args.beta1, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
-                      seed=args.seed, device="cpu")
+                      warmup_iters=args.warmup, beta1=args.beta1, eval_interval=args.eval_interval,
+                      eval_iters=args.eval_iters, seed=args.seed, device="cpu")
     trainer = Trainer(model, data, cfg)
     step_ms, first_hit, first_hit_wall, last_t, train_s, last_val = [], None, None, 0.0, 0.0, float("nan")
     for ev in trainer.run():

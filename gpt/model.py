@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .config import GPTConfig, resolve_scale
 from .sampling import sample_next
 
+
 class KVCache:
     """Keys and values of the tokens seen so far, for every layer, in buffers sized to block_size.
 
