@@ -96,7 +96,7 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.write(layer, k, v)
         T_k = k.size(2)
         # one new query at the end may attend every key: its causal mask row is all True
-        mask = causal_mask(T, T_k, x.device) if causal and (T > 1 or capture) else None
+        mask = causal_mask(T, T_k, x.device) if causal and T > 1 else None
 
         trace = None
         if capture:
@@ -252,19 +252,19 @@ class GPT(nn.Module):
         The context is at most ``block_size`` tokens: a longer prompt is cropped to its last
         ``block_size`` tokens. With the KV cache, each step feeds only the newest token and
         reuses the keys/values of earlier ones. Positions are absolute (learned), so once the
-        window is full the cached keys would sit at the wrong positions: from then on every
-        step re-encodes the last ``block_size`` tokens (the cache is rebuilt each step), which
-        is exactly what the no-cache path computes, so greedy outputs are identical either way.
+        window slides the cached keys would sit at the wrong positions: from then on the cache
+        is dropped and every step re-encodes the last ``block_size`` tokens, which is exactly
+        what the no-cache path computes, so greedy outputs are identical either way.
         Temperature 0 means greedy (argmax).
         """
         bs = self.config.block_size
         cache = KVCache(self.config, idx.size(0), idx.device, self.wte.weight.dtype) if use_cache else None
         for _ in range(max_new_tokens):
-            if cache is not None and cache.length and idx.size(1) <= bs:
+            if idx.size(1) > bs:
+                cache = None  # the window slides: cached keys would sit at the wrong positions
+            if cache is not None and cache.length:
                 logits, _, _, _ = self._run(idx[:, -1:], cache=cache)
-            else:  # no cache, the first step, or a full window: encode the last block_size tokens
-                if cache is not None:
-                    cache.length = 0
+            else:  # no cache, or the first step: encode the last block_size tokens
                 logits, _, _, _ = self._run(idx[:, -bs:], cache=cache)
             nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, top_p=top_p,
                               generator=generator)
