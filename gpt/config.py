@@ -133,6 +133,8 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float | None = None  # default: lr / 10
     warmup_iters: int = 100
+    schedule: str = "cosine"  # after warmup: "cosine" decay, or "wsd" (warmup-stable-decay)
+    decay_frac: float = 0.4  # wsd only: the last fraction of the steps, decaying linearly to min_lr
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -156,6 +158,15 @@ class TrainConfig:
         lr = float(self.lr)
         if not (lr == lr and 0 < lr <= 1):
             raise ValueError(f"lr must be in (0, 1], got {self.lr!r}; typical values are 1e-4 .. 3e-3.")
+        if self.schedule not in ("cosine", "wsd"):
+            raise ValueError(f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}.")
+        for name in ("beta1", "beta2"):
+            b = float(getattr(self, name))
+            if not (0 <= b < 1):
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}; "
+                                 "AdamW's usual values are 0.8 .. 0.999.")
+        if not (0 < float(self.decay_frac) <= 1):
+            raise ValueError(f"decay_frac must be in (0, 1], got {self.decay_frac!r}.")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}.")
 

@@ -111,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr", type=float, default=None)
     p.add_argument("--warmup-iters", type=int, default=100)
+    p.add_argument("--schedule", choices=["cosine", "wsd"], default="cosine",
+                   help="after warmup: cosine decay, or warmup-stable-decay (hold lr, then a linear decay)")
+    p.add_argument("--decay-frac", type=float, default=0.4, help="wsd: the last fraction of steps that decays")
+    p.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1 (momentum)")
+    p.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-interval", type=int, default=250)
     p.add_argument("--eval-iters", type=int, default=50)
@@ -137,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
-                            warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
+                            warmup_iters=args.warmup_iters, schedule=args.schedule, decay_frac=args.decay_frac,
+                            weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
                             eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
                             device=args.device)
         overrides = dict(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,

@@ -51,11 +51,20 @@ class TrainEvent:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.final_lr at max_iters."""
+    """Linear warmup to cfg.lr, then decay to cfg.final_lr at max_iters.
+
+    ``cosine``: half a cosine over all the steps after warmup (nanoGPT).
+    ``wsd`` (warmup-stable-decay): hold cfg.lr, then fall linearly to cfg.final_lr over the last
+    ``decay_frac`` of those steps. Staying high for longer and annealing at the end reaches a
+    lower loss in a short run.
+    """
     if cfg.warmup_iters and step < cfg.warmup_iters:
         return cfg.lr * (step + 1) / cfg.warmup_iters
     span = max(1, cfg.max_iters - cfg.warmup_iters)
     progress = min(1.0, (step - cfg.warmup_iters) / span)
+    if cfg.schedule == "wsd":
+        decayed = max(0.0, progress - (1 - cfg.decay_frac)) / cfg.decay_frac
+        return cfg.lr - decayed * (cfg.lr - cfg.final_lr)
     return cfg.final_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.final_lr)
 
 

@@ -252,6 +252,10 @@ CASES = [
     case("cli", "zero-iterations", lambda t: t.cli("gpt.train", "--max-iters", 0, "--out", t.root / "o"),
          "max_iters must be a whole number >= 1"),
     case("cli", "nan-learning-rate", lambda t: t.train("--lr", "nan"), "lr must be in (0, 1]"),
+    case("cli", "beta1-is-1", lambda t: t.train("--beta1", 1), "beta1 must be in [0, 1)"),
+    case("cli", "decay-frac-0", lambda t: t.train("--schedule", "wsd", "--decay-frac", 0),
+         "decay_frac must be in (0, 1]"),
+    case("cli", "unknown-schedule", lambda t: t.train("--schedule", "step"), "invalid choice: 'step'"),
     case("cli", "out-is-a-file", lambda t: t.cli("gpt.train", "--out", t.file("short")), "--out needs a folder"),
     case("cli", "init-from-pickle", lambda t: t.train("--init-from", t.pickle_file), "a checkpoint is a folder"),
     # --- Python API: generation ---

@@ -49,6 +49,16 @@ def test_schedule_warmup_and_cosine():
     assert lr_at(55, c) == pytest.approx((1e-3 + 1e-4) / 2)
 
 
+def test_schedule_warmup_stable_decay():
+    c = TrainConfig(max_iters=110, lr=1e-3, min_lr=1e-4, warmup_iters=10, schedule="wsd", decay_frac=0.4)
+    assert lr_at(0, c) == pytest.approx(1e-4)
+    assert [lr_at(s, c) for s in (9, 10, 40, 70)] == pytest.approx([1e-3] * 4)  # held until 60% of 100 steps
+    assert lr_at(90, c) == pytest.approx((1e-3 + 1e-4) / 2)  # halfway down the linear decay
+    assert lr_at(110, c) == pytest.approx(1e-4)
+    lrs = [lr_at(s, c) for s in range(70, 111)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
 def test_weight_decay_only_on_matrices(char_tok):
     from gpt.trainer import make_optimizer
 
@@ -201,9 +211,14 @@ def test_cli_train_then_sample(tmp_path):
     s2 = run_cli("gpt.sample", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
     assert s1.returncode == 0 and s1.stdout == s2.stdout and s1.stdout.startswith("ROMEO:")
     more = run_cli("gpt.train", "--init-from", str(out), "--max-iters", "10", "--eval-iters", "2", "--batch-size", "8",
-                   "--out", str(tmp_path / "more"))
+                   "--out", str(tmp_path / "more"), "--schedule", "wsd", "--warmup-iters", "2", "--decay-frac", "0.5",
+                   "--beta1", "0.8")
     assert more.returncode == 0, more.stderr
     meta2 = json.loads((tmp_path / "more" / "meta.json").read_text())
+    assert {k: meta2["train_config"][k] for k in ("schedule", "decay_frac", "beta1")} == \
+        {"schedule": "wsd", "decay_frac": 0.5, "beta1": 0.8}
+    lrs = [float(row.split(",")[2]) for row in (tmp_path / "more" / "loss.csv").read_text().splitlines()[1:]]
+    assert lrs[2:7] == pytest.approx([1e-3] * 5) and all(a > b for a, b in zip(lrs[6:], lrs[7:]))  # hold, then decay
     assert meta2["step"] == 70 and meta2["command"].count("python -m gpt.train") == 2
     assert meta2["config"] == meta["config"] and meta2["tokenizer"] == meta["tokenizer"]
     assert "Sample before this run" in (tmp_path / "more" / "report.md").read_text()
