@@ -142,6 +142,17 @@ def test_kv_cache_feeding_token_by_token_matches_full_forward():
         m._run(idx[:, :1], cache=cache)
 
 
+def test_generated_ids_are_ordinary_tensors_usable_for_training():
+    """generate runs in inference mode but hands back a normal tensor: feeding it to a
+    training step (which saves its input for backward) must work."""
+    m = small().train()
+    out = m.generate(torch.tensor([[5, 6]]), 10, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert not out.is_inference() and not torch.is_inference_mode_enabled()
+    _, loss = m(out[:, :-1], out[:, 1:])
+    loss.backward()
+    assert m.wte.weight.grad is not None and m.wte.weight.grad.abs().sum() > 0
+
+
 def test_generation_sampled_cache_equals_no_cache_same_seed():
     m = small()
     idx = torch.tensor([[5]])
