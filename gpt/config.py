@@ -124,6 +124,9 @@ def preset_config(name: str, vocab_size: int, **overrides: Any) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, **kw)
 
 
+SCHEDULES = ("cosine", "wsd")  # learning-rate decay after warmup (see gpt.trainer.lr_at)
+
+
 @dataclass
 class TrainConfig:
     """How to train: optimiser, schedule, evaluation and sampling cadence."""
@@ -158,8 +161,8 @@ class TrainConfig:
         lr = float(self.lr)
         if not (lr == lr and 0 < lr <= 1):
             raise ValueError(f"lr must be in (0, 1], got {self.lr!r}; typical values are 1e-4 .. 3e-3.")
-        if self.schedule not in ("cosine", "wsd"):
-            raise ValueError(f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}.")
         for name in ("beta1", "beta2"):
             b = float(getattr(self, name))
             if not (0 <= b < 1):
@@ -183,4 +186,4 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-__all__ = ["GPTConfig", "TrainConfig", "PRESETS", "PRESET_NOTES", "preset_config", "resolve_scale"]
+__all__ = ["GPTConfig", "TrainConfig", "SCHEDULES", "PRESETS", "PRESET_NOTES", "preset_config", "resolve_scale"]

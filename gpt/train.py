@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, read_meta, resolve_checkpoint, save_checkpoint
-from .config import PRESETS, TrainConfig, preset_config
+from .config import PRESETS, SCHEDULES, TrainConfig, preset_config
 from .data import DataError, TokenData, load_text
 from .evaluate import evaluate
 from .generate import generate_text
@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr", type=float, default=None)
     p.add_argument("--warmup-iters", type=int, default=100)
-    p.add_argument("--schedule", choices=["cosine", "wsd"], default="cosine",
+    p.add_argument("--schedule", choices=SCHEDULES, default="cosine",
                    help="after warmup: cosine decay, or warmup-stable-decay (hold lr, then a linear decay)")
     p.add_argument("--decay-frac", type=float, default=0.4, help="wsd: the last fraction of steps that decays")
     p.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1 (momentum)")
