@@ -24,11 +24,13 @@ def test_ladder_end_to_end(tmp_path):
 
 
 def test_bench_quick_prints_json_last():
-    r = subprocess.run([sys.executable, "-m", "gpt.bench", "--quick"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-m", "gpt.bench", "--quick", "--nanogpt-baseline"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     last = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(last) == {"ms_per_step", "seconds_to_val_1_89", "final_val_loss", "peak_rss_mb",
                          "sample_tok_s_cache", "sample_tok_s_nocache"}
     assert last["ms_per_step"] > 0 and last["peak_rss_mb"] > 0
     assert "greedy outputs identical: True" in r.stdout
+    assert "[this recipe] final val loss" in r.stdout
+    assert "nanoGPT's recipe, 60 steps:" in r.stdout and "[nanoGPT recipe] final val loss" in r.stdout
