@@ -61,7 +61,7 @@ def bench_training(args, data, vocab) -> dict:
 
 
 def bench_nanogpt_recipe(args, data, vocab) -> dict:
-    """nanoGPT's CPU recipe (README: batch 12, lr 1e-3 with 100 warmup steps and cosine to 1e-4 over
+    """nanoGPT's CPU recipe (from nanoGPT's README: batch 12, lr 1e-3 with 100 warmup steps and cosine to 1e-4 over
     2000 steps, betas 0.9/0.99, no biases, eval every 250 steps x 20 batches) on this package's
     model and trainer, timed now: the shared host's speed drifts by up to ~2x between days, so a
     target in seconds only means something next to a baseline timed on the same day."""
