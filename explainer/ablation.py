@@ -54,9 +54,18 @@ class AblationResult:
         return self.loss - self.baseline_loss
 
 
+def zero_head(head: int):
+    """A hook for ``h.N.attn.hook_z`` (B, n_head, T, head_dim) that zeroes one head's output."""
+    def hook(z: torch.Tensor) -> torch.Tensor:
+        z = z.clone()
+        z[:, head] = 0.0
+        return z
+    return hook
+
+
 def head_ablation(model, data: TokenData, *, batches: int = 10, batch_size: int = 16, seed: int = 0,
                   progress: Callable[[int, int], None] | None = None) -> AblationResult:
-    """Zero one head at a time (``head_mask``) and measure val loss on the same seeded batches.
+    """Zero one head at a time (at its ``hook_z``) and measure val loss on the same seeded batches.
 
     ``progress(done, total)`` is called after each evaluation, for a progress bar.
     """
@@ -72,9 +81,8 @@ def head_ablation(model, data: TokenData, *, batches: int = 10, batch_size: int 
         loss = np.zeros((L, H))
         for layer in range(L):
             for head in range(H):
-                head_mask = torch.ones(L, H, device=model.device)
-                head_mask[layer, head] = 0.0
-                loss[layer, head] = evaluate(model, data, head_mask=head_mask, **kw).loss
+                with model.hooks({f"h.{layer}.attn.hook_z": zero_head(head)}):
+                    loss[layer, head] = evaluate(model, data, **kw).loss
                 if progress:
                     progress(2 + layer * H + head, total)
     return AblationResult(baseline_loss=baseline, loss=loss, batches=batches, batch_size=batch_size, seed=seed)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from gpt.generate import encode_prompt
+from gpt.model import eval_mode
 
 
 @dataclass
@@ -36,6 +37,7 @@ class PromptTrace:
     mask: np.ndarray  # (T, T) bool, True where query i may attend key j
     logits: np.ndarray  # (V,) next-token logits after the last prompt token
     scale: float  # the factor that multiplied QK^T
+    default_scale: float  # the model's own factor (1/sqrt(d_k) unless its config sets another)
     causal: bool  # whether the causal mask was applied
     scale_overridden: bool  # attn_scale was given for this trace (not the model's own setting)
     causal_overridden: bool  # causal was given for this trace (not the model's own setting)
@@ -55,12 +57,7 @@ class PromptTrace:
     def n_tokens(self) -> int:
         return len(self.ids)
 
-    @property
-    def default_scale(self) -> float:
-        """1/sqrt(d_k): the standard factor, for labelling whether this trace used it."""
-        return self.head_dim ** -0.5 if self.head_dim else 1.0
-
-    def head(self, layer: int, head: int) -> None:
+    def check_head(self, layer: int, head: int) -> None:
         """Raise a ValueError that names the valid range if (layer, head) does not exist."""
         if self.n_layer == 0:
             raise ValueError("this model has no attention layers (e.g. the bigram preset): nothing to show.")
@@ -96,12 +93,8 @@ def trace_prompt(model, tokenizer, prompt: str, *, causal: bool | None = None,
     """
     ids, cropped, used_start = encode_prompt(tokenizer, prompt or "", model.config.block_size)
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mt = model.trace(idx, causal=causal, attn_scale=attn_scale)
-    finally:
-        model.train(was_training)
     T, D = len(ids), model.config.head_dim
     vec_shape, mat_shape = (0, 0, T, D), (0, 0, T, T)
     weights = _stack(mt.layers, "weights", mat_shape)
@@ -112,6 +105,6 @@ def trace_prompt(model, tokenizer, prompt: str, *, causal: bool | None = None,
         scaled=_stack(mt.layers, "scaled", mat_shape), masked=_stack(mt.layers, "masked", mat_shape),
         weights=weights, out=_stack(mt.layers, "out", vec_shape), entropy=row_entropy(weights),
         mask=mt.mask.cpu().numpy().astype(bool), logits=mt.logits[0, -1].detach().cpu().float().numpy(),
-        scale=float(mt.scale), causal=bool(mt.causal), scale_overridden=attn_scale is not None,
+        scale=float(mt.scale), default_scale=float(mt.default_scale), causal=bool(mt.causal), scale_overridden=attn_scale is not None,
         causal_overridden=causal is not None, cropped=cropped, used_start_token=used_start, head_dim=D,
     )

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gpt.evaluate import evaluate
+from gpt.model import attention_scale
 
 from .trace import PromptTrace, row_entropy, trace_prompt
 
@@ -95,7 +96,7 @@ def val_loss_at_scale(model, data, attn_scale: float, *, batches: int = 20, batc
 def scale_sweep(model, tokenizer, prompt: str, data, *, multipliers=(0.5, 1.0, 2.0), batches: int = 20,
                 batch_size: int = 16, seed: int = 0) -> ScaleSweep:
     """Trace ``prompt`` and measure val loss at the trained scale times each multiplier, and unscaled (× 1)."""
-    trained = model.config.scale()
+    trained = attention_scale(model.config)
     labels = [f"× {m:g} (trained scale)" if m == 1 else f"× {m:g}" for m in multipliers] + ["unscaled"]
     scales = [trained * m for m in multipliers] + [1.0]
     traces, losses, bpcs = [], [], []

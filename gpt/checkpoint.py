@@ -136,12 +136,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu", *, with_meta: bool = False):
     """Return ``(model, tokenizer)`` (plus ``meta`` if asked), model in eval mode, float32.
 
-    ``untrained-char`` / ``untrained-gpt2`` are built from a fixed seed, not read from disk.
+    ``name_or_path`` is a checkpoint folder, or the name of one under ``checkpoints/``
+    (or ``checkpoints/user/``).
     """
-    s = str(name_or_path)
-    if s in ("untrained-char", "untrained-gpt2"):
-        model, tok, meta = untrained(s.split("-", 1)[1])
-        return (model, tok, meta) if with_meta else (model, tok)
     path = resolve_checkpoint(name_or_path)
     meta = read_meta(path)
     try:
@@ -175,30 +172,3 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
         raise CheckpointError(f"checkpoint {path}: weights do not match its config ({str(e)[:300]}).") from None
     model.to(device).eval()
     return (model, tokenizer, meta) if with_meta else (model, tokenizer)
-
-
-UNTRAINED_SEED = 1337
-
-
-def untrained(tokenizer_name: str):
-    """A freshly initialised model (fixed seed): what 'before training' looks like.
-
-    It has the shape and vocabulary of the shipped ``shakespeare-<tokenizer>`` model when
-    that is present (so before/after compare like with like), else the gpt-tiny preset.
-    """
-    from .config import preset_config
-    from .data import load_tiny_shakespeare
-    from .tokenizers import get_tokenizer
-
-    try:
-        shipped = read_meta(CHECKPOINTS_DIR / f"shakespeare-{tokenizer_name}")
-        tok = tokenizer_from_dict(shipped["tokenizer"])
-        config = GPTConfig.from_dict(shipped["config"])
-    except CheckpointError:
-        tok = get_tokenizer("gpt2") if tokenizer_name == "gpt2" else \
-            get_tokenizer("char", corpus=load_tiny_shakespeare())
-        config = preset_config("gpt-tiny", tok.vocab_size)
-    torch.manual_seed(UNTRAINED_SEED)
-    model = GPT(config).eval()
-    meta = {"name": f"untrained-{tokenizer_name}", "step": 0, "seed": UNTRAINED_SEED, "config": config.to_dict()}
-    return model, tok, meta

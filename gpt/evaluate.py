@@ -28,15 +28,14 @@ def bits_per_char(loss_per_token: float, data: TokenData) -> float:
 
 
 def evaluate(model, data: TokenData, *, batches: int = 200, batch_size: int = 16, seed: int = 0,
-             head_mask: torch.Tensor | None = None, attn_scale: float | None = None,
-             causal: bool | None = None) -> EvalResult:
+             attn_scale: float | None = None, causal: bool | None = None) -> EvalResult:
     """Mean validation loss over ``batches`` seeded random batches, and its bits per character.
 
-    ``head_mask`` ablates heads; ``attn_scale`` / ``causal`` override the model's own setting.
+    ``attn_scale`` / ``causal`` override the model's own setting (hooks set on the model, as head
+    ablation does, apply too).
     """
     data.check_block_size(model.config.block_size)
     g = torch.Generator().manual_seed(seed)
-    loss = estimate_loss(model, data, "val", batch_size, batches, g, head_mask=head_mask,
-                         attn_scale=attn_scale, causal=causal)
+    loss = estimate_loss(model, data, "val", batch_size, batches, g, attn_scale=attn_scale, causal=causal)
     return EvalResult(loss=loss, bpc=bits_per_char(loss, data),
                       tokens_per_char=len(data.val) / data.val_chars, batches=batches)

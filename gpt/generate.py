@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .model import eval_mode
 from .sampling import check_sampling
 
 MAX_NEW_TOKENS = 5000
@@ -53,12 +54,8 @@ def generate_text(model, tokenizer, prompt: str = "", *, max_new_tokens: int = 2
     if seed is not None:
         g = torch.Generator(device="cpu").manual_seed(int(seed))
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                              generator=g, use_cache=use_cache)
-    finally:
-        model.train(was_training)
     new = out[0, len(ids):].tolist()
     return Generation(tokenizer.decode(new), ids, new, cropped, used_start)

@@ -4,21 +4,58 @@ Every formula appears once. Attention has two paths in the same module:
 
 * the fast path, ``F.scaled_dot_product_attention`` (training and sampling), and
 * the explicit path, which computes QK^T, the scaling, the mask and the softmax
-  step by step and returns every stage as an ``AttentionTrace`` (inspection).
+  step by step (the teaching path, and the source of every figure).
 
-A test checks that both paths give the same logits.
+Any intermediate can be read or replaced at a named hook point (TransformerLens style):
+``h.0.attn.hook_pattern``, ``h.3.hook_resid_post``, ... (``GPT.hook_names()`` lists them).
+``GPT.trace`` and ``GPT.run_with_cache`` capture through them; head ablation replaces
+``h.N.attn.hook_z``. Tests check that both attention paths give the same logits.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from typing import Callable, Iterable, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import GPTConfig, resolve_scale
+from .config import GPTConfig
 from .sampling import sample_next
+
+# the stages of attention the explicit path exposes per layer, in order
+ATTENTION_STAGES = ("q", "k", "v", "scores", "scaled", "masked", "pattern", "z")
+
+
+def attention_scale(config: GPTConfig, override: float | None = None) -> float:
+    """The factor that multiplies QK^T: ``override``, else the config's ``attn_scale``, else 1/√d_k.
+
+    1/√d_k keeps the variance of q·k near 1 whatever the head size, so the softmax does not
+    saturate (Vaswani et al. 2017, §3.2.1). A model with no heads has nothing to scale: 1.0.
+    """
+    if override is not None:
+        return float(override)
+    if config.attn_scale is not None:
+        return float(config.attn_scale)
+    return config.head_dim ** -0.5 if config.head_dim > 0 else 1.0
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Put ``model`` in eval mode for the block, then restore whatever mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+class HookPoint(nn.Identity):
+    """A named place in the forward pass. Without hooks it returns its input untouched (and
+    costs one module call); a forward hook on it can read the tensor or return a replacement."""
 
 
 class KVCache:
@@ -52,8 +89,8 @@ class AttentionTrace:
     scores: torch.Tensor  # (B, nh, T, T) raw QK^T
     scaled: torch.Tensor  # (B, nh, T, T) QK^T * scale
     masked: torch.Tensor  # (B, nh, T, T) scaled, with -inf where attention is not allowed
-    weights: torch.Tensor  # (B, nh, T, T) softmax(masked): each row sums to 1
-    out: torch.Tensor  # (B, nh, T, hd) weights @ v, the head outputs before the projection
+    weights: torch.Tensor  # (B, nh, T, T) softmax(masked): each row sums to 1 (hook_pattern)
+    out: torch.Tensor  # (B, nh, T, hd) weights @ v, the head outputs before the projection (hook_z)
 
 
 @dataclass
@@ -62,9 +99,18 @@ class ModelTrace:
 
     layers: list[AttentionTrace]
     mask: torch.Tensor  # (T, T) bool, True where attention is allowed
-    scale: float  # the factor applied to QK^T
+    scale: float  # the factor applied to QK^T in this pass
+    default_scale: float  # the model's own factor (what ``scale`` is when nothing is overridden)
     causal: bool
     logits: torch.Tensor  # (B, T, vocab_size)
+
+
+class RunResult(NamedTuple):
+    """What one forward pass returns: the logits and the attention settings it used."""
+
+    logits: torch.Tensor  # (B, T, vocab_size)
+    causal: bool
+    scale: float
 
 
 def causal_mask(t_q: int, t_k: int, device: torch.device | None = None) -> torch.Tensor:
@@ -85,41 +131,40 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
+        for stage in ATTENTION_STAGES:  # hook_q, hook_k, ..., hook_pattern, hook_z
+            setattr(self, f"hook_{stage}", HookPoint())
 
-    def forward(self, x, *, causal: bool, scale: float, cache=None, layer=0, capture=False, head_mask=None):
-        """Return (y, trace). ``trace`` is None unless ``capture``; ``cache`` is a KVCache or None."""
+    def forward(self, x, *, causal: bool, scale: float, cache=None, layer=0, explicit=False):
+        """Attention of every token to the ones it may see; ``cache`` is a KVCache or None."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim): each head sees its own slice of the channels
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
         if cache is not None:  # earlier tokens' keys and values come from the cache
             k, v = cache.write(layer, k, v)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         T_k = k.size(2)
         # one new query at the end may attend every key: its causal mask row is all True
         mask = causal_mask(T, T_k, x.device) if causal and T > 1 else None
-
-        trace = None
-        if capture:
-            y, trace = self._explicit(q, k, v, mask, scale)
+        if explicit:
+            y = self._explicit(q, k, v, mask, scale)
         else:
             drop = self.dropout if self.training else 0.0
             if mask is None or T == T_k:  # no mask, or the square causal mask
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=mask is not None, scale=scale)
-            else:  # new queries attend to cached keys: the mask is aligned at the end
+            else:  # several new queries attend to cached keys: the mask is aligned at the end
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, scale=scale)
-        if head_mask is not None:  # ablation: zero (or weight) whole heads
-            y = y * head_mask.view(1, -1, 1, 1).to(y.dtype)
+        y = self.hook_z(y)  # (B, nh, T, hd): each head's output, before the heads are mixed
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
-        return self.resid_dropout(self.c_proj(y)), trace
+        return self.resid_dropout(self.c_proj(y))
 
     def _explicit(self, q, k, v, mask, scale):
         """Attention one stage at a time: the teaching path, and the source of every figure."""
-        scores = q @ k.transpose(-2, -1)  # (B, nh, T, T_k): how well each query matches each key
-        scaled = scores * scale  # keeps the variance ~1 so softmax does not saturate
-        masked = scaled if mask is None else scaled.masked_fill(~mask, float("-inf"))
-        weights = F.softmax(masked, dim=-1)  # each row: where this token looks, summing to 1
-        out = self.attn_dropout(weights) @ v  # a weighted average of the values
-        return out, AttentionTrace(q, k, v, scores, scaled, masked, weights, out)
+        scores = self.hook_scores(q @ k.transpose(-2, -1))  # (B, nh, T, T_k): how well each query matches each key
+        scaled = self.hook_scaled(scores * scale)  # keeps the variance ~1 so softmax does not saturate
+        masked = self.hook_masked(scaled if mask is None else scaled.masked_fill(~mask, float("-inf")))
+        weights = self.hook_pattern(F.softmax(masked, dim=-1))  # each row: where this token looks, summing to 1
+        return self.attn_dropout(weights) @ v  # a weighted average of the values
 
 
 class MLP(nn.Module):
@@ -128,7 +173,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
+        # exact GELU, or GPT-2's tanh approximation ("gelu_new" in Hugging Face configs)
+        self.gelu = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -142,18 +188,25 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.residual = config.residual
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias) if config.residual else nn.Identity()
+        eps = config.layer_norm_eps
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=eps, bias=config.bias) if config.residual else nn.Identity()
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias) if config.residual and config.mlp else nn.Identity()
+        self.ln_2 = (nn.LayerNorm(config.n_embd, eps=eps, bias=config.bias)
+                     if config.residual and config.mlp else nn.Identity())
         self.mlp = MLP(config) if config.mlp else None
+        self.hook_resid_pre = HookPoint()  # (B, T, C) the residual stream entering the block
+        self.hook_attn_out = HookPoint()  # (B, T, C) what attention adds to it
+        self.hook_mlp_out = HookPoint()  # (B, T, C) what the MLP adds to it
+        self.hook_resid_post = HookPoint()  # (B, T, C) the residual stream leaving the block
 
     def forward(self, x, **attn_kw):
-        a, trace = self.attn(self.ln_1(x), **attn_kw)
+        x = self.hook_resid_pre(x)
+        a = self.hook_attn_out(self.attn(self.ln_1(x), **attn_kw))
         x = x + a if self.residual else a
         if self.mlp is not None:
-            m = self.mlp(self.ln_2(x))
+            m = self.hook_mlp_out(self.mlp(self.ln_2(x)))
             x = x + m if self.residual else m
-        return x, trace
+        return self.hook_resid_post(x)
 
 
 class GPT(nn.Module):
@@ -167,8 +220,10 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.pos_emb == "learned" else None
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.hook_embed = HookPoint()  # (B, T, C) token (+ position) embeddings: the residual stream at the start
+        self.hook_resid_final = HookPoint()  # (B, T, C) the residual stream entering the final LayerNorm
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
@@ -193,8 +248,48 @@ class GPT(nn.Module):
     def device(self) -> torch.device:
         return self.wte.weight.device
 
-    def _run(self, idx, *, cache=None, capture=False, causal=None, attn_scale=None, head_mask=None):
-        """The one forward pass. Returns (logits, traces, causal, scale).
+    # -- hook points -------------------------------------------------------------------------------
+
+    def hook_names(self) -> list[str]:
+        """Every hook point's name, in forward order (``hook_embed``, ``h.0.hook_resid_pre``, ...)."""
+        return [name for name, m in self.named_modules() if isinstance(m, HookPoint)]
+
+    @contextlib.contextmanager
+    def hooks(self, fns: dict[str, Callable[[torch.Tensor], torch.Tensor | None]]):
+        """Inside the block, each forward pass calls ``fns[name](tensor)`` at that hook point;
+        a returned tensor replaces the one flowing on, ``None`` leaves it unchanged."""
+        points = dict(self.named_modules())
+        unknown = [n for n in fns if not isinstance(points.get(n), HookPoint)]
+        if unknown:
+            raise ValueError(f"unknown hook point(s) {unknown}; e.g. 'h.0.attn.hook_pattern', "
+                             "'h.0.hook_resid_post' (GPT.hook_names() lists them all).")
+        handles = [points[n].register_forward_hook(lambda _m, _in, out, fn=fn: fn(out)) for n, fn in fns.items()]
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def run_with_cache(self, idx, names: Iterable[str], *, explicit: bool = True, causal=None,
+                       attn_scale=None) -> tuple[RunResult, dict[str, torch.Tensor]]:
+        """One forward pass (no gradients) that keeps the tensors at the named hook points.
+
+        ``explicit`` uses the step-by-step attention path, without which ``hook_scores`` ...
+        ``hook_pattern`` are never reached (the fused kernel does not form the matrix).
+        """
+        store: dict[str, torch.Tensor] = {}
+
+        def keep(name):
+            return lambda t: store.__setitem__(name, t.detach())
+
+        with torch.no_grad(), self.hooks({n: keep(n) for n in names}):
+            result = self._run(idx, explicit=explicit, causal=causal, attn_scale=attn_scale)
+        return result, store
+
+    # -- forward passes ------------------------------------------------------------------------------
+
+    def _run(self, idx, *, cache=None, explicit=False, causal=None, attn_scale=None) -> RunResult:
+        """The one forward pass.
 
         With a ``cache``, ``idx`` holds only the tokens after the cached ones; their keys and
         values are added to the cache.
@@ -205,28 +300,24 @@ class GPT(nn.Module):
         if offset + T > cfg.block_size:
             raise ValueError(f"sequence of {offset + T} tokens exceeds block_size {cfg.block_size}")
         causal = cfg.causal if causal is None else bool(causal)
-        scale = resolve_scale(cfg.attn_scale if attn_scale is None else attn_scale, cfg.head_dim)
+        scale = attention_scale(cfg, attn_scale)
         x = self.wte(idx)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(offset, offset + T, device=idx.device))
-        x = self.drop(x)
-        traces = []
+        x = self.drop(self.hook_embed(x))
         for i, block in enumerate(self.h):
-            x, trace = block(x, causal=causal, scale=scale, cache=cache, layer=i, capture=capture,
-                             head_mask=None if head_mask is None else head_mask[i])
-            traces.append(trace)
+            x = block(x, causal=causal, scale=scale, cache=cache, layer=i, explicit=explicit)
         if cache is not None:
             cache.length += T
-        logits = self.lm_head(self.ln_f(x))
-        return logits, traces, causal, scale
+        logits = self.lm_head(self.ln_f(self.hook_resid_final(x)))
+        return RunResult(logits, causal, scale)
 
-    def forward(self, idx, targets=None, *, head_mask=None, causal=None, attn_scale=None):
+    def forward(self, idx, targets=None, *, causal=None, attn_scale=None):
         """Fast path. Returns (logits (B, T, vocab), mean cross-entropy loss or None).
 
-        ``head_mask`` (n_layer, n_head) multiplies each head's output (0 = ablate the head);
         ``causal`` / ``attn_scale`` override the config for this call only, as in ``trace``.
         """
-        logits, _, _, _ = self._run(idx, head_mask=head_mask, causal=causal, attn_scale=attn_scale)
+        logits = self._run(idx, causal=causal, attn_scale=attn_scale).logits
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
@@ -239,10 +330,14 @@ class GPT(nn.Module):
         ``causal`` / ``attn_scale`` override the config for this call only, so the trained
         weights can be seen with the mask removed or the scaling changed.
         """
-        logits, traces, causal, scale = self._run(idx, capture=True, causal=causal, attn_scale=attn_scale)
+        names = [f"h.{i}.attn.hook_{s}" for i in range(self.config.n_layer) for s in ATTENTION_STAGES]
+        result, got = self.run_with_cache(idx, names, causal=causal, attn_scale=attn_scale)
+        layers = [AttentionTrace(*(got[f"h.{i}.attn.hook_{s}"] for s in ATTENTION_STAGES))
+                  for i in range(self.config.n_layer)]
         T = idx.size(1)
-        mask = causal_mask(T, T, idx.device) if causal else torch.ones(T, T, dtype=torch.bool, device=idx.device)
-        return ModelTrace(layers=traces, mask=mask, scale=scale, causal=causal, logits=logits)
+        mask = causal_mask(T, T, idx.device) if result.causal else torch.ones(T, T, dtype=torch.bool, device=idx.device)
+        return ModelTrace(layers=layers, mask=mask, scale=result.scale, default_scale=attention_scale(self.config),
+                          causal=result.causal, logits=result.logits)
 
     def generate(self, idx, max_new_tokens, *, temperature=1.0, top_k=None, top_p=None,
                  generator: torch.Generator | None = None, use_cache=True):
@@ -270,9 +365,9 @@ class GPT(nn.Module):
             if idx.size(1) > bs:
                 cache = None  # the window slides: cached keys would sit at the wrong positions
             if cache is not None and cache.length:
-                logits, _, _, _ = self._run(idx[:, -1:], cache=cache)
+                logits = self._run(idx[:, -1:], cache=cache).logits
             else:  # no cache, or the first step: encode the last block_size tokens
-                logits, _, _, _ = self._run(idx[:, -bs:], cache=cache)
+                logits = self._run(idx[:, -bs:], cache=cache).logits
             nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, top_p=top_p,
                               generator=generator)
             idx = torch.cat([idx, nxt], dim=1)

@@ -179,7 +179,7 @@ def get_tokenizer(name: str, corpus: str | None = None, chars: str | None = None
         if corpus is None:
             raise ValueError("the char tokenizer builds its vocabulary from a corpus: pass corpus=text.")
         return CharTokenizer.from_corpus(corpus)
-    raise ValueError(f"unknown tokenizer {name!r}; choose 'char' or 'gpt2'.")
+    raise ValueError(f"unknown tokenizer {name!r}; choose one of {', '.join(TOKENIZERS)}.")
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:

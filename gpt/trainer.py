@@ -14,6 +14,7 @@ import torch
 
 from .config import TrainConfig
 from .data import TokenData
+from .model import eval_mode
 
 
 class TrainingDiverged(RuntimeError):
@@ -87,17 +88,15 @@ def estimate_loss(model, data: TokenData, split: str, batch_size: int, iters: in
                   generator: torch.Generator, **forward_kw) -> float:
     """Mean loss over ``iters`` random batches of one split, in eval mode.
 
-    ``forward_kw`` goes to the model's forward (``head_mask``, ``causal``, ``attn_scale``).
+    ``forward_kw`` goes to the model's forward (``causal``, ``attn_scale``).
     """
-    was_training = model.training
-    model.eval()
     device = model.device
     total = 0.0
-    for _ in range(iters):
-        x, y = data.get_batch(split, batch_size, model.config.block_size, generator)
-        _, loss = model(x.to(device), y.to(device), **forward_kw)
-        total += loss.item()
-    model.train(was_training)
+    with eval_mode(model):
+        for _ in range(iters):
+            x, y = data.get_batch(split, batch_size, model.config.block_size, generator)
+            _, loss = model(x.to(device), y.to(device), **forward_kw)
+            total += loss.item()
     return total / iters
 
 
@@ -125,12 +124,10 @@ class Trainer:
         """A short unconditional sample from the documented start token."""
         if self.tokenizer is None:
             return ""
-        was_training = self.model.training
-        self.model.eval()
         g = torch.Generator(device="cpu").manual_seed(seed)
         idx = torch.tensor([[self.tokenizer.start_id]], device=self.device)
-        out = self.model.generate(idx, n_tokens, temperature=1.0, generator=g)
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            out = self.model.generate(idx, n_tokens, temperature=1.0, generator=g)
         return self.tokenizer.decode(out[0, 1:].tolist())
 
     def run(self) -> Iterator[TrainEvent]:

@@ -94,23 +94,23 @@ def test_train_to_the_end_on_an_upload(url, tmp_path):
 
 
 def test_generate_is_seeded_and_matches_the_model(client):
-    from gpt.checkpoint import load_checkpoint
+    from explainer.ui.registry import untrained
     from gpt.generate import generate_text
 
     a = client.predict(PROMPT, "untrained-char", 30, 0.8, 0, 1.0, 7, api_name="/generate")
     b = client.predict(PROMPT, "untrained-char", 30, 0.8, 0, 1.0, 7, api_name="/generate")
-    model, tok = load_checkpoint("untrained-char")
+    model, tok, _ = untrained("char")
     expected = generate_text(model, tok, PROMPT, max_new_tokens=30, temperature=0.8, seed=7).text
     assert a == b == PROMPT + expected
 
 
 def test_inspect_figures_are_explainers(client):
     from explainer import all_heads_figure, five_stages_figure, next_token_figure, trace_prompt
-    from gpt.checkpoint import load_checkpoint
+    from explainer.ui.registry import untrained
 
     out = client.predict(PROMPT, "untrained-char", 1, 2, True, "×1", 4, 2, 0.8, 0, 1.0, api_name="/inspect")
     notes, stages, grid, head_view, qk, dist, *_ = out
-    model, tok = load_checkpoint("untrained-char")
+    model, tok, _ = untrained("char")
     tr = trace_prompt(model, tok, PROMPT)
     assert f"{len(PROMPT)} tokens" in notes
     assert json.loads(stages["plot"]) == json.loads(five_stages_figure(tr, 1, 2).to_json())
@@ -128,9 +128,9 @@ def test_inspect_toggles_change_the_trace(client):
 
 
 def test_inspect_says_when_a_head_does_not_exist(client):
-    from gpt import load_checkpoint
+    from explainer.ui.registry import untrained
 
-    n_head = load_checkpoint("untrained-char")[0].config.n_head
+    n_head = untrained("char")[0].config.n_head
     notes = client.predict(PROMPT, "untrained-char", 0, n_head, True, "×1", 0, 0, 1.0, 0, 1.0, api_name="/inspect")[0]
     assert f"head {n_head} does not exist in this model: showing layer 0, head {n_head - 1}" in notes
 
@@ -149,7 +149,7 @@ def test_shipped_checkpoint_serves_when_present(url, tmp_path, monkeypatch):
     import gpt.checkpoint as checkpoint
     from explainer.ui import registry
     from gpt import TrainConfig
-    from gpt.train import build_run
+    from gpt.run import build_run
 
     run = build_run(preset="single-head", tokenizer="char", data=None,
                     train=TrainConfig(max_iters=3, batch_size=4, eval_interval=3, eval_iters=1))

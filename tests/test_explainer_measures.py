@@ -10,9 +10,9 @@ import torch
 from explainer import (ablation_figure, bits_per_char_of, head_ablation, loss_curves_figure,
                        position_similarity_figure, qk_variance_demo, scale_sweep, scale_sweep_figure,
                        softmax_saturation_figure, val_loss_at_scale, variance_histograms_figure)
+from explainer.ablation import zero_head
 from gpt import GPT, TokenData, preset_config
 from gpt.evaluate import evaluate
-from gpt.report import loss_figure
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +90,9 @@ def test_head_ablation_same_batches(trained_char, char_data):
     assert result.loss.shape == (L, H) and calls == list(range(1, L * H + 2))
     with torch.no_grad():
         base = evaluate(model, char_data, batches=1, batch_size=8, seed=3).loss
-        mask = torch.ones(L, H)
-        mask[1, 2] = 0
-        one = evaluate(model, char_data, batches=1, batch_size=8, seed=3, head_mask=mask).loss
+        with model.hooks({"h.1.attn.hook_z": zero_head(2)}):
+            one = evaluate(model, char_data, batches=1, batch_size=8, seed=3).loss
+        assert abs(one - base) > 1e-7  # the hook took effect
     assert result.baseline_loss == pytest.approx(base, abs=1e-6)
     assert result.loss[1, 2] == pytest.approx(one, abs=1e-6)
     np.testing.assert_allclose(result.increase, result.loss - base)
@@ -121,11 +121,15 @@ def test_bits_per_char(trained_char, char_data, shakespeare, tiny_gpt2):
         bits_per_char_of(model, gpt2_tok, text)
 
 
-def test_loss_curves_wrap_the_report_figure(trained_char):
+def test_loss_curves_draw_the_events(trained_char):
     _, _, events = trained_char
     fig = loss_curves_figure(events)
-    reference = loss_figure(events)
-    assert [list(t.y) for t in fig.data] == [list(t.y) for t in reference.data]
+    evals = [e for e in events if e.val_loss is not None]
+    assert list(fig.data[0].y) == [e.train_loss for e in events]
+    assert list(fig.data[1].y) == [e.eval_train_loss for e in evals]
+    assert list(fig.data[2].y) == [e.val_loss for e in evals] and list(fig.data[2].x) == [e.step for e in evals]
+    named = loss_curves_figure(events, title="gpt-tiny · char")
+    assert named.layout.title.text == "gpt-tiny · char: training and validation loss vs step"
     assert fig.layout.title.text == "Training and validation loss vs step" and fig.layout.uirevision
     timed = loss_curves_figure(events, x="time", log_y=True)
     assert timed.layout.yaxis.type == "log" and list(timed.data[0].x) == [e.elapsed_s for e in events]

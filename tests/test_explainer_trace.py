@@ -121,4 +121,4 @@ def test_model_without_attention_traces_empty(char_tok):
     tr = trace_prompt(bigram, char_tok, "ROMEO")
     assert tr.n_layer == 0 and tr.weights.shape == (0, 0, 5, 5) and tr.logits.shape == (char_tok.vocab_size,)
     with pytest.raises(ValueError, match="no attention layers"):
-        tr.head(0, 0)
+        tr.check_head(0, 0)

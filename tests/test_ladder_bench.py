@@ -18,9 +18,14 @@ def test_ladder_end_to_end(tmp_path):
     params = [row["params"] for row in data["rows"]]
     assert params[0] < params[1] <= params[2] < params[3] < params[4]
     assert all(0 < row["val_loss"] < 5 for row in data["rows"])
+    assert "| bigram |" in (tmp_path / "ladder.md").read_text()
+    assert not (tmp_path / "ladder.svg").exists()  # gpt writes data; explainer draws
+    r = subprocess.run([sys.executable, "-m", "explainer.report", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
     svg = (tmp_path / "ladder.svg").read_text()
     assert svg.startswith("<svg") and "gpt-tiny" in svg
-    assert "| bigram |" in (tmp_path / "ladder.md").read_text()
+    assert "plotly" in (tmp_path / "ladder.html").read_text()[:200_000].lower()
 
 
 def test_bench_quick_prints_json_last():

@@ -70,16 +70,57 @@ def test_trace_overrides_do_not_touch_config():
     assert (tr2.layers[1].weights.triu(1) == 0).all()
 
 
-def test_head_mask_ablates_heads():
+def test_hook_z_replacement_ablates_one_head_and_is_removed_after():
+    from explainer.ablation import zero_head
+
     m = small()
     x = torch.randint(0, 65, (1, 16))
     full, _ = m(x)
-    ones, _ = m(x, head_mask=torch.ones(2, 4))
-    assert torch.equal(full, ones)
-    hm = torch.ones(2, 4)
-    hm[1, 2] = 0
-    ablated, _ = m(x, head_mask=hm)
+    with m.hooks({"h.1.attn.hook_z": lambda z: None}):  # a reading hook changes nothing
+        same, _ = m(x)
+    assert torch.equal(full, same)
+    seen = {}
+    with m.hooks({"h.1.attn.hook_z": zero_head(2), "h.1.hook_attn_out": lambda a: seen.setdefault("a", a)}):
+        ablated, _ = m(x)
     assert (ablated - full).abs().max() > 1e-6
+    # the zeroed head contributes nothing: attn_out equals c_proj applied to the other heads alone
+    _, got = m.run_with_cache(x, ["h.1.attn.hook_z"], explicit=False)
+    z = got["h.1.attn.hook_z"].clone()
+    z[:, 2] = 0
+    proj = m.h[1].attn.c_proj(z.transpose(1, 2).reshape(1, 16, -1))
+    assert (seen["a"] - proj).abs().max() <= 1e-6
+    assert torch.equal(m(x)[0], full)  # the hooks are gone after the block
+
+
+def test_hook_names_and_residual_capture():
+    m = small()
+    names = m.hook_names()
+    assert names[0] == "h.0.hook_resid_pre" or "hook_embed" in names
+    for i in range(2):
+        for stage in ("q", "k", "v", "scores", "scaled", "masked", "pattern", "z"):
+            assert f"h.{i}.attn.hook_{stage}" in names
+        assert f"h.{i}.hook_resid_post" in names
+    x = torch.randint(0, 65, (1, 10))
+    res, got = m.run_with_cache(x, ["hook_embed", "h.0.hook_resid_post", "h.1.hook_resid_post", "hook_resid_final"])
+    assert torch.equal(got["h.1.hook_resid_post"], got["hook_resid_final"])
+    assert (m.lm_head(m.ln_f(got["hook_resid_final"])) - res.logits).abs().max() <= 1e-6
+    expected_embed = m.wte(x) + m.wpe(torch.arange(10))
+    assert torch.allclose(got["hook_embed"], expected_embed)
+    with pytest.raises(ValueError, match="unknown hook point"):
+        with m.hooks({"h.9.hook_resid_post": print}):
+            pass
+
+
+def test_chunked_prefill_with_the_cache_uses_the_offset_mask():
+    """Several new tokens after cached ones: the causal mask is aligned at the end (the
+    non-square SDPA branch); the logits equal a full forward."""
+    m = small(block_size=16)
+    idx = torch.randint(0, 65, (2, 16), generator=torch.Generator().manual_seed(1))
+    full, _ = m(idx)
+    cache = KVCache(m.config, 2, idx.device)
+    with torch.no_grad():
+        parts = [m._run(idx[:, a:b], cache=cache).logits for a, b in ((0, 6), (6, 11), (11, 16))]
+    assert (torch.cat(parts, dim=1) - full).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -133,8 +174,8 @@ def test_kv_cache_feeding_token_by_token_matches_full_forward():
     full, _ = m(idx)
     cache = KVCache(m.config, 2, idx.device)
     with torch.no_grad():
-        first, *_ = m._run(idx[:, :5], cache=cache)
-        steps = [m._run(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 16)]
+        first = m._run(idx[:, :5], cache=cache).logits
+        steps = [m._run(idx[:, t:t + 1], cache=cache).logits for t in range(5, 16)]
     got = torch.cat([first] + steps, dim=1)
     assert cache.length == 16
     assert (got - full).abs().max().item() <= 1e-5

@@ -104,7 +104,7 @@ def head_view_figure(trace: PromptTrace, layer: int, heads: list[int] | None = N
         return empty
     heads = list(range(trace.n_head)) if heads is None else [int(h) for h in heads]
     for head in heads:
-        trace.head(layer, head)
+        trace.check_head(layer, head)
     T = trace.n_tokens
     data: list[dict] = []
     for head in heads:

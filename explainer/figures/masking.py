@@ -55,7 +55,7 @@ def _wrap(text: str, width: int = 120) -> str:
 def causal_mask_figure(with_mask: PromptTrace, without_mask: PromptTrace, layer: int, head: int) -> go.Figure:
     """The same head on the same prompt traced with ``causal=True`` and with ``causal=False``."""
     check_same_tokens(with_mask, without_mask)
-    with_mask.head(layer, head)
+    with_mask.check_head(layer, head)
 
     def label(tr: PromptTrace) -> str:
         return ("causal mask on (decoder: only the past)" if tr.causal
@@ -73,7 +73,7 @@ def averaging_trick_figure(trace: PromptTrace, layer: int, head: int, size: int 
     2. the same matrix as softmax of a masked zero matrix (zeros, −∞ where masked);
     3. this head's real, data-dependent weights (softmax of the masked, scaled QKᵀ).
     """
-    trace.head(layer, head)
+    trace.check_head(layer, head)
     n = max(1, min(int(size), trace.n_tokens))
     tokens, mask = trace.tokens[:n], trace.mask[:n, :n]
     lower = np.tril(np.ones((n, n)))

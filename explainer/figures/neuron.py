@@ -23,7 +23,7 @@ def _check_position(name: str, value: int, n: int) -> int:
 
 def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, key: int) -> go.Figure:
     """q and k of one pair, their products per channel, the sum QKᵀ, the scaling, and the softmax row."""
-    trace.head(layer, head)
+    trace.check_head(layer, head)
     T, D = trace.n_tokens, trace.head_dim
     i, j = _check_position("query", query, T), _check_position("key", key, T)
     q, k = trace.q[layer, head, i], trace.k[layer, head, j]

@@ -81,7 +81,7 @@ def softmax_saturation_figure(demo: VarianceDemo) -> go.Figure:
 def scale_sweep_figure(sweep: ScaleSweep, layer: int, head: int) -> go.Figure:
     """One head's weights at each attention scale, and the model's val loss at that scale."""
     first = sweep.traces[0]
-    first.head(layer, head)
+    first.check_head(layer, head)
     n = len(sweep.traces)
     heat_share = 0.74  # heatmaps on the left, the loss bars on the right, room for the colour bar between
     boxes = [(x0 * heat_share, x1 * heat_share, y0, y1) for x0, x1, y0, y1 in panel_row(n, gap=0.04, top=0.86)]

@@ -22,7 +22,7 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int) -> go.Figure:
     by the scaling is visible; the weights use the fixed range 0..1; masked cells are gaps
     (NaN) drawn grey, never a huge negative colour.
     """
-    trace.head(layer, head)
+    trace.check_head(layer, head)
     tokens, T, D = trace.tokens, trace.n_tokens, trace.head_dim
     cats = token_categories(tokens)
     scores, scaled = trace.scores[layer, head], trace.scaled[layer, head]

@@ -7,25 +7,40 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from gpt.report import loss_figure
-
 from ..trace import PromptTrace
 from .common import (KEY_AXIS, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_figure, check_same_tokens,
                      colorbar_right, message_figure, panel_row, panel_title, place_axes, token_axis,
                      token_categories, token_heatmap)
 
 
-def loss_curves_figure(events: Sequence, *, x: str = "step", log_y: bool = False) -> go.Figure:
-    """Train/val loss vs step or wall time: ``gpt.report.loss_figure`` with a title that says which.
+def loss_curves_figure(events: Sequence, *, x: str = "step", log_y: bool = False,
+                       title: str | None = None) -> go.Figure:
+    """Train loss per step (thin), evaluated train/val loss (markers), vs step or wall time.
 
-    The figure keeps ``uirevision`` fixed, so a UI can redraw it on every training event
-    while the user's zoom and legend choices stay put.
+    The one loss chart: the Train tab redraws it on every training event, ``loss.html`` of a
+    run folder and the report use it too. The figure keeps ``uirevision`` fixed, so a UI can
+    redraw it while the user's zoom and legend choices stay put. ``title`` names the run.
     """
     if x not in ("step", "time"):
         raise ValueError(f"x must be 'step' or 'time', got {x!r}.")
     axis = "wall time (s)" if x == "time" else "step"
-    scale = ", log scale" if log_y else ""
-    return loss_figure(events, x=x, log_y=log_y, title=f"Training and validation loss vs {axis}{scale}")
+    what = f"Training and validation loss vs {axis}{', log scale' if log_y else ''}"
+    xs = [getattr(e, "elapsed_s" if x == "time" else "step") for e in events]
+    evals = [(xv, e) for xv, e in zip(xs, events) if e.val_loss is not None]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=[e.train_loss for e in events], name="train (batch)",
+                             mode="lines", line=dict(width=1, color="rgba(31,119,180,0.45)")))
+    fig.add_trace(go.Scatter(x=[a for a, _ in evals], y=[e.eval_train_loss for _, e in evals],
+                             name="train (eval)", mode="lines+markers", line=dict(color="#1f77b4")))
+    fig.add_trace(go.Scatter(x=[a for a, _ in evals], y=[e.val_loss for _, e in evals],
+                             name="val (eval)", mode="lines+markers", line=dict(color="#d62728")))
+    fig.update_layout(
+        title=f"{title}: {what[0].lower()}{what[1:]}" if title else what, xaxis_title=axis,
+        yaxis_title="cross-entropy loss (nats per token)", yaxis_type="log" if log_y else "linear",
+        template="plotly_white", legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=40),
+        uirevision="loss",
+    )
+    return fig
 
 
 def position_similarity_figure(model) -> go.Figure:
@@ -53,8 +68,8 @@ def before_after_figure(before: PromptTrace, after: PromptTrace, layer: int, hea
                         labels: tuple[str, str] = ("untrained", "trained")) -> go.Figure:
     """The same head on the same prompt for two checkpoints, and their difference (after - before)."""
     check_same_tokens(before, after)
-    before.head(layer, head)
-    after.head(layer, head)
+    before.check_head(layer, head)
+    after.check_head(layer, head)
     tokens = after.tokens
     cats, axis = token_categories(tokens), token_axis(tokens)
     w_before, w_after = before.weights[layer, head], after.weights[layer, head]

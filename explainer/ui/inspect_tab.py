@@ -49,7 +49,7 @@ def pick_head(session: Session, picked: str, *args):
     v = _view(args)
     v.layer, v.head = inspect_views.pick(picked)
     _, tr, _ = inspect_views.get_trace(session, v)
-    tr.head(v.layer, v.head)
+    tr.check_head(v.layer, v.head)
     return (v.layer, v.head, *inspect_views.head_figures(tr, v))
 
 

@@ -14,6 +14,7 @@ import gradio as gr
 from explainer import (all_heads_figure, five_stages_figure, head_view_figure, next_token_figure,
                        qk_products_figure, trace_prompt)
 from explainer.figures.common import message_figure
+from gpt.model import attention_scale
 
 from . import common, limits
 
@@ -57,7 +58,8 @@ def scale_factor(config, name: str) -> float | None:
     """attn_scale for a toggle: None keeps the model's own factor; the rest are relative to it."""
     if name not in SCALES:
         raise ValueError(f"attention scale must be one of {', '.join(SCALES)}, got {name!r}.")
-    return {"×1": None, "×0.5": 0.5 * config.scale(), "×2": 2.0 * config.scale(), "unscaled": 1.0}[name]
+    own = attention_scale(config)
+    return {"×1": None, "×0.5": 0.5 * own, "×2": 2.0 * own, "unscaled": 1.0}[name]
 
 
 def crop_prompt(tokenizer, prompt: str) -> tuple[str, bool]:

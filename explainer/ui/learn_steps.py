@@ -1,13 +1,12 @@
 """The Learn tab's walkthrough: eight short steps, each a sentence or two and live figures.
 
-Figures come from ``explainer`` (and ``gpt.ladder`` for the ladder), drawn on a real model
+Figures come from ``explainer`` (the ladder's numbers from ``gpt.run.read_ladder``), drawn on a real model
 and the learner's prompt: this session's trained char model if it has attention, else the
 shipped ``shakespeare-char``, else the untrained one.
 """
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,7 +17,7 @@ from . import common, registry
 
 LAYER, HEAD = 0, 0
 LECTURE_RUNGS = {"bigram": "bigram", "single-head": "single head", "multi-head": "multi-head",
-                 "block": "transformer blocks (FFN + LayerNorm)", "gpt-tiny": "full GPT (the lecture's, on a GPU)"}
+                 "block": "transformer blocks (FFN + LayerNorm)", "gpt-tiny": "full GPT (20 min on an A100)"}
 
 
 @dataclass
@@ -64,39 +63,32 @@ def variance_demo():
 
 
 def ladder() -> tuple[list[dict] | None, dict]:
-    """(measured rows from reports/ladder.json or None, the lecture's reference val losses)."""
-    from gpt.ladder import REPORTS, SEED_NUMBERS
+    """(measured rows from reports/ladder.json or None, the reference ladder's val losses)."""
+    from gpt.run import read_ladder
 
-    try:
-        payload = json.loads((REPORTS / "ladder.json").read_text())
-        rows = payload["rows"]
-        for r in rows:
-            float(r["val_loss"]), float(r["val_bpc"]), int(r["params"]), float(r["wall_s"]), str(r["preset"])
-        return (rows or None), payload.get("seed_numbers") or SEED_NUMBERS
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, SEED_NUMBERS
+    return read_ladder()
 
 
 def ladder_table(rows, reference) -> tuple[list[str], list[list]]:
     """(headers, rows) for the ladder table: measured here, or the reference clearly labelled."""
     if rows:
         head = ["rung", "params", "val loss", "val bits/char", "train time (s)",
-                "lecture's val loss (reference, its own model sizes)"]
+                "reference val loss (GPT-from-scratch ladder, its own sizes; full GPT 20 min on an A100)"]
         return head, [[r["preset"], f"{int(r['params']):,}", round(float(r["val_loss"]), 3),
                        round(float(r["val_bpc"]), 3), round(float(r["wall_s"]), 1),
                        reference.get(r["preset"], "")] for r in rows]
-    return (["rung (lecture)", "val loss — REFERENCE from the lecture, not measured here"],
+    return (["rung (reference ladder)", "val loss — REFERENCE from the GPT-from-scratch ladder, not measured here"],
             [[LECTURE_RUNGS.get(name, name), value] for name, value in reference.items()])
 
 
 def _ladder_figures(ctx: Context):
-    from gpt.ladder import ladder_figure
+    from explainer.figures.ladder import ladder_figure
 
     rows, reference = ladder()
     if rows and all("seed_val_loss" in r for r in rows):
         return [ladder_figure(rows)]
-    return [message_figure("The model ladder", "Not measured on this machine yet: the table shows the lecture's "
-                           "reference numbers. Run `python -m gpt.ladder` to measure each rung here.")]
+    return [message_figure("The model ladder", "Not measured on this machine yet: the table shows the "
+                           "GPT-from-scratch ladder's reference numbers. Run `python -m gpt.ladder` to measure each rung here.")]
 
 
 def _qkv(ctx: Context):

@@ -24,7 +24,7 @@ def show(session: Session, title: str, prompt: str):
         rows, reference = learn_steps.ladder()
         headers, values = learn_steps.ladder_table(rows, reference)
         label = ("Measured on this project (reports/ladder.json)" if rows else
-                 "REFERENCE numbers from the 'Let's build GPT' lecture — not measured here")
+                 "REFERENCE numbers from the GPT-from-scratch ladder (its full GPT: 20 min on an A100) — not measured here")
         table = gr.update(value={"headers": headers, "data": values}, label=label, visible=True)
     second = gr.update(value=figs[1], visible=True) if len(figs) > 1 else gr.update(value=None, visible=False)
     return text, figs[0], second, table, ctx.note()

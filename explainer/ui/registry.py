@@ -10,10 +10,11 @@ import functools
 import threading
 from dataclasses import dataclass, field
 
+from gpt.tokenizers import TOKENIZERS  # the tabs read the tokenizer list here
+
 from . import limits
 
 SHIPPED = {"char": "shakespeare-char", "gpt2": "shakespeare-gpt2"}
-TOKENIZERS = ("char", "gpt2")
 
 
 def once(fn):
@@ -88,12 +89,44 @@ def has_shipped(tok: str) -> bool:
     return SHIPPED[tok] in checkpoint_names()
 
 
+UNTRAINED_SEED = 1337
+
+
+def untrained(tokenizer_name: str):
+    """(model, tokenizer, meta) freshly initialised from a fixed seed: what 'before training' looks like.
+
+    It has the shape and vocabulary of the shipped ``shakespeare-<tokenizer>`` model when
+    that is present (so before/after compare like with like), else the gpt-tiny preset.
+    """
+    import torch
+    from gpt import GPT, GPTConfig, preset_config
+    from gpt.checkpoint import CHECKPOINTS_DIR, CheckpointError, read_meta
+    from gpt.tokenizers import tokenizer_from_dict
+
+    if tokenizer_name not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {tokenizer_name!r}; choose one of {', '.join(TOKENIZERS)}.")
+    try:
+        shipped = read_meta(CHECKPOINTS_DIR / SHIPPED[tokenizer_name])
+        tok = tokenizer_from_dict(shipped["tokenizer"])
+        config = GPTConfig.from_dict(shipped["config"])
+    except CheckpointError:
+        tok = tokenizer(tokenizer_name)
+        config = preset_config("gpt-tiny", tok.vocab_size)
+    torch.manual_seed(UNTRAINED_SEED)
+    model = GPT(config).eval()
+    meta = {"name": f"untrained-{tokenizer_name}", "step": 0, "seed": UNTRAINED_SEED, "config": config.to_dict()}
+    return model, tok, meta
+
+
 @once
 def stock(key: str) -> Loaded:
     """A checkpoint from disk or an ``untrained-*`` model, loaded once and shared read-only."""
     from gpt.checkpoint import load_checkpoint
 
-    model, tok, meta = load_checkpoint(key, with_meta=True)
+    if key.startswith("untrained-"):
+        model, tok, meta = untrained(key.removeprefix("untrained-"))
+    else:
+        model, tok, meta = load_checkpoint(key, with_meta=True)
     if key.startswith("untrained-"):
         label = f"untrained ({tok.name}, random weights, seed {meta.get('seed')})"
     else:

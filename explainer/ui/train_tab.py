@@ -13,13 +13,16 @@ import html
 
 import gradio as gr
 
+from explainer.figures.training import loss_curves_figure
+from gpt.config import PRESETS
+from gpt.tokenizers import TOKENIZERS
+
 from . import common, limits
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
 from .training import TrainingRun, TrainSpec
 
-PRESET_NAMES = ["bigram", "single-head", "multi-head", "block", "gpt-tiny", "gpt-small"]
 SHAKESPEARE, UPLOAD = "Tiny Shakespeare", "My uploaded .txt"
 STOP_WAIT_S = 120
 
@@ -78,9 +81,7 @@ def latest_sample(run: TrainingRun | None) -> str:
 
 def render(run: TrainingRun | None, session: Session, files: bool = False):
     """The Train tab's outputs for the run's current state."""
-    from gpt.report import loss_figure
-
-    fig = loss_figure(run.events if run else [], title=run.title() if run else "Loss")
+    fig = loss_curves_figure(run.events if run else [], title=run.title() if run else None)
     zip_path = report = None
     if files and run is not None and run.exported:
         zip_path, report = run.exported.zip_path, run.exported.report_path
@@ -90,10 +91,10 @@ def render(run: TrainingRun | None, session: Session, files: bool = False):
 def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
               n_embd, dropout, seed, sample_every) -> TrainSpec:
     """Check every input against the limits; a specific ValueError for anything out of range."""
-    if tokenizer not in ("char", "gpt2"):
-        raise ValueError(f"tokenizer must be 'char' or 'gpt2', got {tokenizer!r}.")
-    if preset not in PRESET_NAMES:
-        raise ValueError(f"preset must be one of {', '.join(PRESET_NAMES)}, got {preset!r}.")
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}.")
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
     hp = limits.check_train(iters=iters, lr=lr, batch_size=batch_size, block_size=block_size, n_layer=n_layer,
                             n_head=n_head, n_embd=n_embd, dropout=dropout, seed=seed, sample_every=sample_every)
     if corpus == UPLOAD:
@@ -206,8 +207,8 @@ def build(session: gr.State) -> None:
             upload = gr.File(label="Your own text (.txt, UTF-8)", file_types=[".txt"], type="filepath", visible=False)
             corpus_info = gr.Markdown("Using Tiny Shakespeare (1.1 M characters).")
             with gr.Row():
-                tokenizer = gr.Radio(["char", "gpt2"], value="char", label="Tokenizer")
-                preset = gr.Dropdown(PRESET_NAMES, value="gpt-tiny", label="Preset (model ladder)")
+                tokenizer = gr.Radio(list(TOKENIZERS), value="char", label="Tokenizer")
+                preset = gr.Dropdown(list(PRESETS), value="gpt-tiny", label="Preset (model ladder)")
             preset_note = gr.Markdown(f"*{p['note']}*")
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():

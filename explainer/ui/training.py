@@ -61,10 +61,11 @@ class Export:
 def train_config(hp: dict):
     """The TrainConfig for the app's runs: ~10 evaluations (and one at the end) and a short warmup."""
     from gpt import TrainConfig
+    from gpt.config import warmup_for
 
     iters = hp["iters"]
     return TrainConfig(max_iters=iters, batch_size=hp["batch_size"], lr=hp["lr"],
-                       warmup_iters=min(100, iters // 10),
+                       warmup_iters=warmup_for(iters),
                        eval_interval=max(limits.MIN_EVAL_INTERVAL, iters // limits.EVALS_PER_RUN),
                        eval_iters=limits.EVAL_ITERS, sample_interval=hp["sample_every"],
                        sample_tokens=limits.SAMPLE_TOKENS, seed=hp["seed"])
@@ -87,7 +88,7 @@ class TrainingRun:
     def __init__(self, spec: TrainSpec):
         import torch
         from gpt import GPT, Trainer, preset_config
-        from gpt.train import sample
+        from gpt.run import sample
 
         self.spec = spec
         self.id = uuid.uuid4().hex[:8]
@@ -211,7 +212,8 @@ class TrainingRun:
     def export(self) -> Export:
         """Checkpoint (zip) + report for the model as it is now; cached until it changes."""
         import torch
-        from gpt.train import Run, finish_run
+        from explainer.report import write_loss_html
+        from gpt.run import Run, finish_run
 
         with self.export_lock, self.lock:
             step = self.trainer.step
@@ -229,6 +231,7 @@ class TrainingRun:
             meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out,
                               command=self.spec.command(), wall=last.elapsed_s, title=self.title(),
                               sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
+            write_loss_html(out, self.events, title=self.title())
             self.model.eval()
             zip_path = shutil.make_archive(str(out), "zip", root_dir=out.parent, base_dir=name)
             self.exported = Export(step, zip_path, str(out / "report.md"), meta)
