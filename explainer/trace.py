@@ -82,16 +82,18 @@ def _stack(layers, name: str, empty_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def trace_prompt(model, tokenizer, prompt: str, *, causal: bool | None = None,
-                 attn_scale: float | None = None) -> PromptTrace:
+                 attn_scale: float | None = None, max_tokens: int | None = None) -> PromptTrace:
     """Run the model's explicit attention path once on ``prompt`` and keep every stage.
 
     ``causal`` / ``attn_scale`` override the model's own setting for this call only, so the
     trained weights can be inspected with the mask removed or the scaling changed. A prompt
-    longer than ``block_size`` keeps its last ``block_size`` tokens (``cropped``); an empty
+    longer than ``block_size`` (or ``max_tokens``, to keep figures legible) keeps its last that
+    many token ids (``cropped``): ids, never re-encoded text, so nothing is invented; an empty
     prompt becomes the start token (``used_start_token``). Characters unknown to a char
     model raise ``gpt.UnknownCharactersError``.
     """
-    ids, cropped, used_start = encode_prompt(tokenizer, prompt or "", model.config.block_size)
+    limit = model.config.block_size if max_tokens is None else min(int(max_tokens), model.config.block_size)
+    ids, cropped, used_start = encode_prompt(tokenizer, prompt or "", limit)
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)
     with eval_mode(model):
         mt = model.trace(idx, causal=causal, attn_scale=attn_scale)

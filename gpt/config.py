@@ -136,6 +136,7 @@ SCHEDULES = ("cosine", "wsd")  # learning-rate decay after warmup (see gpt.train
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+OPTIMIZERS = ("adamw", "muon")  # see gpt.optim
 
 
 def _opt(default, help: str, **extra) -> Any:
@@ -162,6 +163,13 @@ class TrainConfig:
     weight_decay: float = _opt(0.1, "AdamW weight decay on 2-D weights")
     beta1: float = _opt(0.9, "AdamW beta1 (momentum)")
     beta2: float = _opt(0.99, "AdamW beta2")
+    optimizer: str = _opt("adamw", "adamw everywhere, or muon: Muon on the hidden weight matrices (attention, MLP), "
+                                   "AdamW (--lr, betas) on embeddings, head, LayerNorms and biases",
+                          choices=OPTIMIZERS)
+    muon_lr: float = _opt(0.02, "muon only: peak learning rate of the hidden matrices (same schedule as --lr)")
+    muon_momentum: float = _opt(0.95, "muon only: momentum of the hidden matrices")
+    nesterov: bool = _opt(True, "muon only: Nesterov momentum (true/false)")
+    ns_steps: int = _opt(5, "muon only: Newton-Schulz iterations per update")
     grad_clip: float = _opt(1.0, "clip the gradient norm to this (0 = off)")
     eval_interval: int = _opt(250, "evaluate every this many steps")
     eval_iters: int = _opt(50, "batches per evaluation")
@@ -191,8 +199,24 @@ class TrainConfig:
                                  "AdamW's usual values are 0.8 .. 0.999.")
         if not (0 < float(self.decay_frac) <= 1):
             raise ValueError(f"decay_frac must be in (0, 1], got {self.decay_frac!r}.")
+        self._check_muon()
         if self.device not in DEVICES:
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}.")
+
+    def _check_muon(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be adamw or muon, got {self.optimizer!r}.")
+        mlr = self.muon_lr
+        if isinstance(mlr, bool) or not isinstance(mlr, (int, float)) or not 0 < mlr <= 1:
+            raise ValueError(f"muon_lr must be in (0, 1], got {mlr!r}; the reference value is 0.02.")
+        mom = self.muon_momentum
+        if isinstance(mom, bool) or not isinstance(mom, (int, float)) or not 0 <= mom < 1:
+            raise ValueError(f"muon_momentum must be in [0, 1), got {mom!r}; the reference value is 0.95.")
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be true or false, got {self.nesterov!r}.")
+        ns = self.ns_steps
+        if not isinstance(ns, int) or isinstance(ns, bool) or not 1 <= ns <= 20:
+            raise ValueError(f"ns_steps must be a whole number from 1 to 20, got {ns!r}; the reference uses 5.")
 
     @property
     def final_lr(self) -> float:
@@ -212,5 +236,5 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-__all__ = ["GPTConfig", "TrainConfig", "SCHEDULES", "PRESETS", "PRESET_NOTES", "preset_config", "ACTIVATIONS",
+__all__ = ["GPTConfig", "TrainConfig", "SCHEDULES", "OPTIMIZERS", "PRESETS", "PRESET_NOTES", "preset_config", "ACTIVATIONS",
            "REFERENCE_LADDER", "warmup_for"]

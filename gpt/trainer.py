@@ -15,6 +15,7 @@ import torch
 from .config import TrainConfig
 from .data import TokenData
 from .model import eval_mode
+from .optim import make_optimizer  # noqa: F401  (its home is gpt.optim; kept importable from here)
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,20 +68,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         decayed = max(0.0, progress - (1 - cfg.decay_frac)) / cfg.decay_frac
         return cfg.lr - decayed * (cfg.lr - cfg.final_lr)
     return cfg.final_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.final_lr)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on 2-D weights (matmuls, embeddings) only, not biases or norms.
-
-    On CPU and CUDA the fused kernel updates every parameter in one pass (the same update,
-    measured ~6 % faster per gpt-tiny step on CPU than the default multi-tensor one).
-    """
-    params = list({id(p): p for p in model.parameters() if p.requires_grad}.values())  # tied weights once
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
 @torch.no_grad()

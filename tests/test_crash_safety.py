@@ -16,6 +16,8 @@ import torch
 from gpt import CheckpointError, load_checkpoint
 from gpt.checkpoint import user_checkpoint_path
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 WRITER = textwrap.dedent("""

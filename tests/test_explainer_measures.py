@@ -60,13 +60,17 @@ def test_scale_sweep_uses_evaluate_and_restores_the_config(trained_char, char_da
     assert sweep.labels == ["× 0.5", "× 1 (trained scale)", "× 2", "unscaled"]
     np.testing.assert_allclose(sweep.scales, [trained / 2, trained, trained * 2, 1.0])
     assert [t.scale for t in sweep.traces] == sweep.scales
-    assert model.config.attn_scale is None
+    for s, tr in zip(sweep.scales, sweep.traces):  # each trace is the model's own pass at that scale
+        direct = model.trace(torch.tensor([tr.ids]), attn_scale=s)
+        np.testing.assert_allclose(tr.weights, torch.stack([a.weights[0] for a in direct.layers]).numpy(), atol=1e-6)
     with torch.no_grad():
         baseline = evaluate(model, char_data, batches=2, batch_size=8, seed=0).loss
     assert sweep.val_loss[1] == pytest.approx(baseline, abs=1e-6)  # × 1 is the model as trained
     assert sweep.val_loss[0] != sweep.val_loss[1] and min(sweep.val_loss) > 0
     again = val_loss_at_scale(model, char_data, 1.0, batches=2, batch_size=8).loss
-    assert again == pytest.approx(sweep.val_loss[3], abs=1e-6) and model.config.attn_scale is None
+    assert again == pytest.approx(sweep.val_loss[3], abs=1e-6)
+    with torch.no_grad():  # the sweep left the model as trained
+        assert evaluate(model, char_data, batches=2, batch_size=8, seed=0).loss == pytest.approx(baseline, abs=1e-7)
     fig = scale_sweep_figure(sweep, 1, 0)
     heat = [t for t in fig.data if t.type == "heatmap"]
     for t, tr in zip(heat, sweep.traces):
@@ -74,12 +78,14 @@ def test_scale_sweep_uses_evaluate_and_restores_the_config(trained_char, char_da
     np.testing.assert_allclose(fig.data[-1].y, sweep.val_loss)
 
 
-def test_scale_is_restored_when_evaluation_fails(trained_char):
+def test_a_failed_evaluation_at_another_scale_leaves_the_model_as_it_was(trained_char):
     model, _, _ = trained_char
+    x = torch.randint(0, model.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    before = model(x)[0]
     too_short = TokenData(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long), 5, 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="too short"):
         val_loss_at_scale(model, too_short, 3.0)
-    assert model.config.attn_scale is None
+    assert torch.equal(model(x)[0], before) and model.config.attn_scale is None
 
 
 def test_head_ablation_same_batches(trained_char, char_data):

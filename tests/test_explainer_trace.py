@@ -122,3 +122,21 @@ def test_model_without_attention_traces_empty(char_tok):
     assert tr.n_layer == 0 and tr.weights.shape == (0, 0, 5, 5) and tr.logits.shape == (char_tok.vocab_size,)
     with pytest.raises(ValueError, match="no attention layers"):
         tr.check_head(0, 0)
+
+
+def test_inspect_crops_token_ids_never_re_encoded_text(gpt2_tok):
+    """40 robots are ~120 BPE byte tokens: cutting the text back out of the last 64 ids would
+    start on half a character and invent a '\\ufffd' the user never typed."""
+    from explainer.ui import limits
+    from explainer.ui.inspect_views import View, get_trace
+    from explainer.ui.session import Session
+
+    prompt = "🤖" * 40
+    ids = gpt2_tok.encode(prompt)
+    assert len(ids) > limits.MAX_INSPECT_TOKENS
+    assert gpt2_tok.encode(gpt2_tok.decode(ids[-limits.MAX_INSPECT_TOKENS:])) != ids[-limits.MAX_INSPECT_TOKENS:]
+    loaded, tr, cropped = get_trace(Session(), View(prompt=prompt, model="untrained-gpt2"))
+    assert cropped and tr.cropped
+    assert tr.ids == ids[-limits.MAX_INSPECT_TOKENS:]
+    direct = trace_prompt(loaded.model, loaded.tokenizer, prompt, max_tokens=limits.MAX_INSPECT_TOKENS)
+    np.testing.assert_array_equal(tr.logits, direct.logits)

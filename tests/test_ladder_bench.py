@@ -1,10 +1,14 @@
 """The ladder and the benchmark run end to end on a tiny budget (their numbers come from full runs)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,8 @@ reported (printed, and written to tests/artifacts/load.json), never asserted.
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import statistics
 import time
@@ -19,6 +21,8 @@ from gradio_client import Client
 from explainer import five_stages_figure, trace_prompt
 from gpt import load_checkpoint
 from gpt.generate import generate_text
+
+pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SESSIONS, ROUNDS = 8, 3

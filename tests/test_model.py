@@ -149,12 +149,33 @@ def test_tied_weights():
     assert not GPT(preset_config("bigram", 65)).config.tie_weights
 
 
-@pytest.mark.parametrize("bad", [dict(n_embd=30, n_head=4), dict(n_layer=-1), dict(dropout=1.5),
-                                 dict(pos_emb="sinusoid"), dict(block_size=0), dict(attn_scale=float("nan"))])
-def test_bad_config_messages(bad):
+@pytest.mark.parametrize("bad, says", [
+    (dict(n_embd=30, n_head=4), "n_embd (30) must be divisible by n_head (4); try n_embd = 32"),
+    (dict(n_layer=-1), "n_layer must be a whole number >= 0, got -1"),
+    (dict(dropout=1.5), "dropout must be in [0, 1), got 1.5"),
+    (dict(pos_emb="sinusoid"), "pos_emb must be 'learned' or 'none', got 'sinusoid'"),
+    (dict(block_size=0), "block_size must be a positive whole number, got 0"),
+    (dict(attn_scale=float("nan")), "attn_scale must be a finite number or None, got nan"),
+    (dict(activation="relu"), "activation must be one of gelu, gelu_tanh, got 'relu'"),
+    (dict(layer_norm_eps=0), "layer_norm_eps must be a small positive number"),
+])
+def test_bad_config_messages(bad, says):
     with pytest.raises(ValueError) as e:
         GPTConfig(**{"vocab_size": 65, **bad})
-    assert str(e.value)
+    assert says in str(e.value)
+
+
+def test_gelu_tanh_is_gpt2_s_approximation_and_changes_the_logits():
+    exact, approx = small(), small(activation="gelu_tanh")
+    approx.load_state_dict(exact.state_dict())
+    x = torch.randn(1000) * 3
+    assert torch.allclose(approx.h[0].mlp.gelu(x), 0.5 * x * (1 + torch.tanh((2 / math.pi) ** 0.5 * (x + 0.044715 * x ** 3))),
+                          atol=1e-6)
+    for p in exact.parameters():  # larger weights: the two GELUs part visibly
+        p.data.mul_(8)
+    approx.load_state_dict(exact.state_dict())
+    idx = torch.randint(0, 65, (1, 16))
+    assert (exact(idx)[0] - approx(idx)[0]).abs().max() > 1e-3
 
 
 def test_generation_cache_equals_no_cache_greedy():

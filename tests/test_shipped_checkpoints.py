@@ -26,6 +26,7 @@ def two_threads():
 REMEASURE = {"shakespeare-char": dict(batches=200, batch_size=16), "shakespeare-gpt2": dict(batches=200, batch_size=8)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare, two_threads):
     model, tok, meta = load_checkpoint(name, with_meta=True)

@@ -68,6 +68,7 @@ def test_cancel_leaves_no_training_thread_and_a_usable_model(app_url, tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM}")
+@pytest.mark.slow
 def test_closing_the_tab_mid_training_frees_its_model(app_url):
     sync_api = pytest.importorskip("playwright.sync_api")
     known = set(sessions.LIVE.keys())

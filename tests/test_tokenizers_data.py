@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 
-from gpt import DataError, TokenData, UnknownCharactersError, get_tokenizer
+from gpt import CharTokenizer, DataError, TokenData, UnknownCharactersError, get_tokenizer
 from gpt.data import decode_text, load_text, tiny_shakespeare_path
 from gpt.tokenizers import GPT2_ENCODER_JSON_SHA256, GPT2_VOCAB_BPE_SHA256, tokenizer_from_dict
 
@@ -140,3 +140,15 @@ def test_get_tokenizer_errors():
         get_tokenizer("char")
     with pytest.raises(ValueError, match="unknown tokenizer"):
         get_tokenizer("sentencepiece")
+
+
+def test_vectorised_char_encoding_equals_the_tokenizer_s_encode(shakespeare, char_tok):
+    from gpt.data import _encode
+
+    ids = _encode(char_tok, shakespeare)
+    assert ids.dtype == torch.long and len(ids) == len(shakespeare)
+    assert ids.tolist() == char_tok.encode(shakespeare)
+    odd = CharTokenizer("ab\n🙂")  # a character above the BMP in the vocabulary
+    assert _encode(odd, "a🙂b\n").tolist() == odd.encode("a🙂b\n") == [1, 3, 2, 0]
+    with pytest.raises(UnknownCharactersError, match="'z'"):
+        _encode(odd, "abz")

@@ -34,7 +34,8 @@ def redraw_head(session: Session, *args):
 
 
 def redraw_qk(session: Session, *args):
-    return redraw_head(session, *args)[2]
+    _, tr, _ = inspect_views.get_trace(session, _view(args))
+    return inspect_views.qk_figure(tr, _view(args))
 
 
 def redraw_distribution(session: Session, *args):
@@ -63,8 +64,10 @@ def generate(session: Session, prompt: str, model: str, max_new_tokens: int, tem
     loaded = session.model(model)
     gen = common.generate(loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                           top_k=top_k, top_p=top_p, seed=common.seed_value(seed))
-    note = "(prompt cropped to the model's block size) " if gen.cropped else ""
-    return note + prompt + gen.text
+    if gen.cropped:
+        gr.Info(f"The prompt is longer than this model's context: it was conditioned on its last "
+                f"{len(gen.prompt_ids)} tokens.")
+    return prompt + gen.text
 
 
 def refresh_models(session: Session, current: str):

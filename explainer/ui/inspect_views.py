@@ -19,8 +19,6 @@ from gpt.model import attention_scale
 from . import common, limits
 
 SCALES = ["×0.5", "×1", "×2", "unscaled"]
-SCALE_NOTES = {"×0.5": "half of 1/√d_k", "×1": "the model's own 1/√d_k", "×2": "twice 1/√d_k",
-               "unscaled": "factor 1: raw QKᵀ"}
 
 
 @dataclass
@@ -62,29 +60,26 @@ def scale_factor(config, name: str) -> float | None:
     return {"×1": None, "×0.5": 0.5 * own, "×2": 2.0 * own, "unscaled": 1.0}[name]
 
 
-def crop_prompt(tokenizer, prompt: str) -> tuple[str, bool]:
-    """Keep the last MAX_INSPECT_TOKENS tokens, so every figure stays legible."""
-    ids = tokenizer.encode(prompt)
-    if len(ids) <= limits.MAX_INSPECT_TOKENS:
-        return prompt, False
-    return tokenizer.decode(ids[-limits.MAX_INSPECT_TOKENS:]), True
-
-
 def get_trace(session, v: View):
-    """(loaded model, PromptTrace, prompt was cropped) from the session cache, tracing on a miss."""
+    """(loaded model, PromptTrace, prompt was cropped) from the session cache, tracing on a miss.
+
+    The trace keeps the prompt's last MAX_INSPECT_TOKENS token ids (so every figure stays
+    legible): ids are cropped, never decoded and re-encoded, so no character is invented.
+    """
     prompt = common.check_prompt(v.prompt, allow_empty=False)
     loaded = session.model(v.model)
-    prompt, cropped = crop_prompt(loaded.tokenizer, prompt)
     cfg = loaded.model.config
     causal = None if bool(v.causal) == cfg.causal else bool(v.causal)
     attn_scale = scale_factor(cfg, v.scale)
 
     def compute():
         with common.using(loaded):
-            return trace_prompt(loaded.model, loaded.tokenizer, prompt, causal=causal, attn_scale=attn_scale)
+            return trace_prompt(loaded.model, loaded.tokenizer, prompt, causal=causal, attn_scale=attn_scale,
+                                max_tokens=limits.MAX_INSPECT_TOKENS)
 
     key = ("trace", loaded.key, loaded.version, prompt, bool(v.causal), v.scale)
-    return loaded, session.cached(key, compute), cropped
+    tr = session.cached(key, compute)
+    return loaded, tr, tr.cropped
 
 
 def _or_message(title: str, draw):
@@ -95,15 +90,20 @@ def _or_message(title: str, draw):
         return message_figure(title, str(e))
 
 
-def head_figures(tr, v: View):
-    """Five stages, head view and q·k products of the selected head."""
-    layer, head = int(v.layer), int(v.head)
+def qk_figure(tr, v: View):
+    """The q·k products of the selected head for the chosen query and key."""
     last = tr.n_tokens - 1
     query = min(int(v.query), last)
     key = min(int(v.key), query if tr.causal else last)
+    return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key))
+
+
+def head_figures(tr, v: View):
+    """Five stages, head view and q·k products of the selected head."""
+    layer, head = int(v.layer), int(v.head)
     return (_or_message("Five stages", lambda: five_stages_figure(tr, layer, head)),
             _or_message("Head view", lambda: head_view_figure(tr, layer, [head])),
-            _or_message("q·k products", lambda: qk_products_figure(tr, layer, head, query, key)))
+            qk_figure(tr, v))
 
 
 def distribution(loaded, tr, v: View):
@@ -116,8 +116,8 @@ def distribution(loaded, tr, v: View):
 def notes(loaded, tr, cropped: bool) -> str:
     parts = [f"**{loaded.label}** · {tr.n_tokens} tokens · {tr.n_layer} layers × {tr.n_head} heads · "
              f"d_k = {tr.head_dim} · scale {tr.scale:.4g} · causal mask {'on' if tr.causal else 'off'}"]
-    if cropped or tr.cropped:
-        parts.append(f"The prompt was cut to its last {min(limits.MAX_INSPECT_TOKENS, tr.n_tokens)} tokens.")
+    if cropped:
+        parts.append(f"The prompt was cut to its last {tr.n_tokens} tokens.")
     if tr.n_layer == 0:
         parts.append("This model has no attention (bigram): only the next-token distribution applies.")
     return "  \n".join(parts)
