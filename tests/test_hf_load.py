@@ -226,14 +226,18 @@ def _run_offline(code: str, tmp_path: Path, offline_flag: bool) -> subprocess.Co
 @pytest.mark.parametrize("offline_flag", [True, False], ids=["HF_HUB_OFFLINE", "no-network"])
 def test_repo_id_offline_names_the_folder(tmp_path, offline_flag):
     """This machine has no route to the Hub: a repo id fails fast with the folder to put the files in."""
-    code = ("import gpt\n"
+    code = ("import time, gpt\n"
             "for rid in ('openai-community/gpt2', 'nobody-xyz/does-not-exist'):\n"
+            "    t0 = time.perf_counter()\n"
             "    try:\n        gpt.load_pretrained(rid)\n"
-            "    except gpt.CheckpointError as e:\n        print(e)\n")
+            "    except gpt.CheckpointError as e:\n        print(e)\n"
+            "    print('seconds', time.perf_counter() - t0)\n")
     r = _run_offline(code, tmp_path, offline_flag)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    lines = [ln for ln in r.stdout.strip().splitlines() if not ln.startswith("seconds")]
     assert len(lines) == 2, r.stdout
+    # fails fast: the reachability probe gives up within ~3 s (huggingface_hub's own retries take ~25 s)
+    assert all(float(ln.split()[1]) < 12 for ln in r.stdout.splitlines() if ln.startswith("seconds")), r.stdout
     assert "Hub is unreachable" in lines[0] and f"{HF_FOLDER}/gpt2/" in lines[0]
     assert "https://huggingface.co/openai-community/gpt2" in lines[0]
     assert f"{HF_FOLDER}/does-not-exist/" in lines[1]
