@@ -104,6 +104,25 @@ def test_generate_is_seeded_and_matches_the_model(client):
     assert a == b == PROMPT + expected
 
 
+def test_generate_with_a_prompt_longer_than_the_context_returns_the_text_alone(client):
+    from explainer.ui.registry import untrained
+    from gpt.generate import generate_text
+
+    model, tok, _ = untrained("char")
+    prompt = "To be, or not to be: " * 20  # longer than block_size characters
+    assert len(prompt) > model.config.block_size
+    job = client.submit(prompt, "untrained-char", 12, 0.8, 0, 1.0, 3, api_name="/generate")
+    out = job.result(timeout=120)
+    expected = generate_text(model, tok, prompt, max_new_tokens=12, temperature=0.8, seed=3)
+    assert expected.cropped and out == prompt + expected.text  # no note glued onto the text
+    shown = []
+    while not job.communicator.updates.empty():
+        update = job.communicator.updates.get_nowait()
+        if getattr(update, "log", None):
+            shown.append(update.log[0])
+    assert any("conditioned on its last" in m for m in shown), shown
+
+
 def test_inspect_figures_are_explainers(client):
     from explainer import all_heads_figure, five_stages_figure, next_token_figure, trace_prompt
     from explainer.ui.registry import untrained
