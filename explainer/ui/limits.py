@@ -40,6 +40,8 @@ TRACE_CACHE_SIZE = 8  # traces kept per session so sliders never re-run the netw
 
 # queues: training has its own lane, so Inspect stays responsive while someone trains
 TRAIN_CONCURRENCY = 1
+MAX_WAITING_RUNS = 8  # training runs waiting for the slot, counted apart from Gradio's queue; one per session
+TRAIN_WATCHDOG_S = 10  # a run whose update stream nobody reads for this long stops
 INSPECT_CONCURRENCY = 2
 QUEUE_MAX_SIZE = 64
 

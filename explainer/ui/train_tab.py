@@ -17,7 +17,7 @@ from explainer.figures.training import loss_curves_figure
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import common, limits
+from . import admission, common, limits
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -25,6 +25,7 @@ from .training import TrainingRun, TrainSpec
 
 SHAKESPEARE, UPLOAD = "Tiny Shakespeare", "My uploaded .txt"
 STOP_WAIT_S = 120
+WAIT_POLL_S = 1.0  # a waiting request shows its place in line this often
 
 
 def preset_values(preset: str) -> dict:
@@ -114,21 +115,34 @@ def _file_name(path) -> str:
 def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, iters: int, lr: float,
           batch_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float,
           seed: int, sample_every: int, request: gr.Request = None):
-    """Train a model from the ladder, streaming the live loss curve; Stop keeps the model."""
+    """Train a model from the ladder, streaming the live loss curve; Stop keeps the model.
+
+    The request waits for the training slot here (``admission``), never in Gradio's queue.
+    """
     if session is None:
         session = Session()
     spec = make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
                      n_embd, dropout, seed, sample_every)
-    run = TrainingRun(spec)
-    session.add_run(run)
-    bind(session, request.session_hash if request else None)
-    run.start()
+    owner = request.session_hash if request is not None and request.session_hash else f"local-{id(session)}"
+    ticket = admission.GATE.enter(owner)
     try:
-        yield render(run, session)
-        for _ in run.updates(limits.UI_UPDATE_S):
+        place = ticket.wait(0)
+        while place:
+            yield waiting(place)
+            place = ticket.wait(WAIT_POLL_S)
+        run = TrainingRun(spec)
+        ticket.hold(run)
+        session.add_run(run)
+        bind(session, request.session_hash if request else None)
+        run.start()
+        try:
             yield render(run, session)
-    finally:  # also when the job is cancelled or the tab closes: no training thread outlives the handler
-        run.stop()
+            for _ in run.updates(limits.UI_UPDATE_S):
+                yield render(run, session)
+        finally:  # also when the job is cancelled or the tab closes: no training thread outlives the handler
+            run.stop()
+    finally:
+        ticket.release()
     if run.error is not None:
         session.drop_run(run)
         raise run.error
@@ -137,6 +151,16 @@ def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, it
                    "the model is kept as it is.")
     run.export()
     yield render(run, session, files=True)
+
+
+def waiting(place: int):
+    """The Train tab's outputs while the request waits for the training slot."""
+    ahead = "you are next" if place == 1 else f"{place - 1} runs are ahead of you"
+    text = (f"Waiting for the training slot ({limits.TRAIN_CONCURRENCY} run trains at a time; {ahead}). "
+            "Training starts by itself; keep this tab open.")
+    bar = ("<div class='pa-progress'><div class='pa-bar' style='width:0%'></div></div>"
+           f"<div class='pa-progress-label'>waiting · {html.escape(ahead)}</div>")
+    return gr.skip(), bar, text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 def export(session: Session):
@@ -231,7 +255,7 @@ def build(session: gr.State) -> None:
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
             with gr.Accordion("Limits on this shared machine", open=False):
-                gr.Markdown("One run trains at a time; others wait in the queue. Beyond a limit you get a message "
+                gr.Markdown("One run trains at a time; a few more wait their turn. Beyond a limit you get a message "
                             "saying what to change.\n\n" + limits.markdown(), elem_classes="pa-note")
         with gr.Column(scale=3, min_width=420):
             progress = gr.HTML(progress_html(None), label="Progress", elem_id="train-progress")
@@ -251,7 +275,7 @@ def build(session: gr.State) -> None:
     inputs = [session, corpus, upload, tokenizer, preset, iters, lr, batch, block, layers, heads, n_embd, dropout,
               seed, sample_every]
     train_ev = start.click(gpu(limits.MAX_TRAIN_SECONDS + 60)(friendly(train)), inputs, outputs, api_name="train",
-                           concurrency_id="train", concurrency_limit=limits.TRAIN_CONCURRENCY,
+                           concurrency_id="train", concurrency_limit=None,  # admission.GATE limits it
                            show_progress="minimal")
     stop.click(request_stop, session, None, cancels=[train_ev], queue=False, api_visibility="private").then(
         friendly(export), session, outputs, api_name="export", concurrency_id="export", concurrency_limit=2,

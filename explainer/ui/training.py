@@ -106,6 +106,7 @@ class TrainingRun:
         self.status = "ready"
         self.stop_requested = False
         self.started = 0.0
+        self.read_at = 0.0  # when the handler last asked for an update (the watchdog's clock)
         self.error: Exception | None = None  # why the thread stopped, if it failed
         self.exported: Export | None = None
 
@@ -146,6 +147,7 @@ class TrainingRun:
     def start(self) -> None:
         """Train in a background thread named ``playattention-train-<id>``; returns at once."""
         self.status, self.started = "training", time.monotonic()
+        self.read_at = self.started
         self.thread = threading.Thread(target=self._train, name=THREAD_PREFIX + self.id, daemon=True)
         self.thread.start()
 
@@ -158,6 +160,8 @@ class TrainingRun:
                     self.status = "stopped"
                 elif self.elapsed() > limits.MAX_TRAIN_SECONDS:
                     self.status = "time limit"
+                elif time.monotonic() - self.read_at > limits.TRAIN_WATCHDOG_S:
+                    self.status = "stopped"  # nobody reads its updates (a cancelled or abandoned request)
                 else:
                     with self.lock:
                         ev = next(it, None)
@@ -172,8 +176,13 @@ class TrainingRun:
             self.close()
 
     def updates(self, every: float) -> Iterator[None]:
-        """Yield while the run trains: after each evaluation or sample, else every ``every`` seconds."""
+        """Yield while the run trains: after each evaluation or sample, else every ``every`` seconds.
+
+        Each time the handler asks for the next update feeds the watchdog: a run whose handler
+        stopped asking for ``limits.TRAIN_WATCHDOG_S`` stops by itself.
+        """
         while not self.finished.is_set():
+            self.read_at = time.monotonic()
             self.news.wait(every)
             self.news.clear()
             if not self.finished.is_set():

@@ -1,0 +1,107 @@
+"""Queued training never locks anyone out, and a cancelled run never trains on in the background.
+
+Gradio's queue ``max_size`` counts every event alike, so training requests must never wait there:
+``/train`` admits runs itself (``admission``), one training at a time, a bounded number waiting,
+one waiting run per session. Raw ``/gradio_api/queue/join`` requests with fresh session hashes are
+what a script sends. Deadlines are generous upper bounds on a loaded 2-core machine.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from gradio_client import Client
+
+from explainer.ui import limits
+from explainer.ui import session as sessions
+from explainer.ui.training import THREAD_PREFIX
+from hardening_helpers import fn_index, join, messages, new_hash, served
+
+JOINS = 70
+DEADLINE_S = 60
+LONG = ["Tiny Shakespeare", None, "char", "block", 5000, 1e-3, 12, 32, 2, 4, 64, 0.0, 0, 0]
+
+
+def training_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+def eventually(condition, deadline_s: float = DEADLINE_S) -> bool:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.fixture(scope="module")
+def server():
+    with served() as (demo, url):
+        yield demo, url
+
+
+def error_of(msgs: list) -> str:
+    done = [m for m in msgs if m.get("msg") == "process_completed"]
+    assert done, msgs[-3:]
+    out = done[-1].get("output") or {}
+    return str(out.get("error") or "") + str(out.get("title") or "")
+
+
+def test_seventy_queued_trainings_leave_inspect_generate_compare_open(server):
+    demo, url = server
+    train = fn_index(demo, "train")
+    first = new_hash()
+    assert join(url, train, [None, *LONG], first).status_code == 200
+    assert eventually(lambda: first in sessions.LIVE and sessions.LIVE[first].latest.running)
+    hashes = [new_hash() for _ in range(JOINS)]
+    answers = [join(url, train, [None, *LONG], h) for h in hashes]
+    assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers if a.status_code != 200][:3]
+
+    client = Client(url, verbose=False)
+    try:
+        took = {}
+        for api, args in [("/inspect", ("ROMEO:", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0)),
+                          ("/generate", ("ROMEO:", "untrained-char", 5, 1.0, 0, 1.0, 0)),
+                          ("/compare", ("ROMEO:", 0, 0.8, 5))]:
+            start = time.monotonic()
+            client.submit(*args, api_name=api).result(timeout=DEADLINE_S)
+            took[api] = time.monotonic() - start
+        print("while", JOINS, "trainings were queued, seconds:", {k: round(v, 2) for k, v in took.items()})
+    finally:
+        client.close()
+
+    # the last join is beyond the cap on waiting runs: it is told so, at once
+    text = error_of(messages(url, hashes[-1]))
+    assert f"{limits.MAX_WAITING_RUNS} runs are waiting; try again in a few minutes" in text, text
+    # one of the first is waiting its turn, and says so
+    waiting = messages(url, hashes[0], until="process_generating")
+    assert any("waiting" in str(m.get("output", "")) for m in waiting), waiting[-1:]
+    # a second training request from a session that already has one waiting is refused
+    twice = join(url, train, [None, *LONG], hashes[0])
+    assert twice.status_code == 200
+    text = error_of(messages(url, hashes[0]))
+    assert "already has a training run waiting" in text, text
+    for h in [first, *hashes]:
+        sessions.release_session(h)
+
+
+def test_a_train_cancelled_at_once_stops_within_seconds(server):
+    demo, url = server
+    for h in list(sessions.LIVE.keys()):
+        sessions.release_session(h)
+    assert eventually(lambda: not training_threads())
+    client = Client(url, verbose=False)
+    try:
+        job = client.submit(*LONG, api_name="/train")
+        time.sleep(0.05)
+        job.cancel()
+        eventually(lambda: training_threads(), 10)  # it may or may not have started its thread
+        assert eventually(lambda: not training_threads(), limits.TRAIN_WATCHDOG_S + 20), \
+            "a cancelled run kept training"
+        run = sessions.LIVE.get(client.session_hash)
+        if run is not None and run.latest is not None:
+            assert run.latest.trainer.step < 5000
+    finally:
+        client.close()
