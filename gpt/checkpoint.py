@@ -4,6 +4,7 @@ A checkpoint is a folder::
 
     meta.json                   config, tokenizer, training config, step, losses, format
     model-<sha12>.safetensors   the weights; the name carries the hash of its content
+    train-state-<sha12>.safetensors   (optional) optimiser + RNG state of a stopped run (gpt.resume)
 
 Saving is crash-safe: the new weights file is written under a new name (temp file +
 rename), then ``meta.json`` is replaced atomically to point at it, and only then are
@@ -70,8 +71,8 @@ def save_checkpoint(model: GPT, tokenizer, path: str | Path, *, half: bool = Fal
     text = json.dumps(record, indent=2, allow_nan=False)
     atomic_write_bytes(path / weights, blob)
     atomic_write_bytes(path / META, text.encode())
-    for old in path.glob("model-*.safetensors"):
-        if old.name != weights:
+    for old in [*path.glob("model-*.safetensors"), *path.glob("train-state-*.safetensors")]:
+        if old.name not in (weights, record.get("train_state")):  # gpt.resume's optimiser/RNG state
             old.unlink(missing_ok=True)
     for stale in path.glob(".*.tmp"):  # left by a writer that was killed mid-write
         stale.unlink(missing_ok=True)

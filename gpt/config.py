@@ -153,6 +153,8 @@ class TrainConfig:
     """
 
     max_iters: int = _opt(2000, "optimiser steps")
+    stop_at: int | None = _opt(None, "stop after this many steps, leaving a resumable checkpoint (the schedule "
+                                     "still plans max_iters; continue with --resume)")
     batch_size: int = _opt(12, "sequences per step")
     lr: float = _opt(1e-3, "peak learning rate")
     min_lr: float | None = _opt(None, "final learning rate (None: lr / 10)")
@@ -183,6 +185,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {v!r}.")
+        if self.stop_at is not None and (not isinstance(self.stop_at, int) or isinstance(self.stop_at, bool)
+                                         or not 1 <= self.stop_at <= self.max_iters):
+            raise ValueError(f"stop_at must be a whole number from 1 to max_iters ({self.max_iters}), "
+                             f"got {self.stop_at!r}.")
         for name in ("warmup_iters", "sample_interval", "sample_tokens"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -63,10 +63,12 @@ def sample(model, tok, seed: int, n: int = SAMPLE_TOKENS) -> str:
 
 
 def finish_run(run: Run, out: Path, *, command: str, wall: float, title: str, sample_before: str,
-               eval_batches: int = 200, half: bool = False, previous: dict | None = None) -> dict:
+               eval_batches: int = 200, half: bool = False, previous: dict | None = None,
+               extra: dict | None = None) -> dict:
     """Measure the final losses, write the checkpoint, loss.csv and report.md; return the metadata.
 
     ``previous`` is the metadata of the checkpoint this run continued (steps and wall time add up).
+    ``extra`` goes into meta.json as well (``gpt.resume.save_train_state``'s pointer to the training state).
     """
     t = run.trainer
     res = evaluate(run.model, run.data, batches=eval_batches, batch_size=t.config.batch_size, seed=0)
@@ -79,7 +81,7 @@ def finish_run(run: Run, out: Path, *, command: str, wall: float, title: str, sa
         "val_bpc": res.bpc, "tokens_per_char": res.tokens_per_char,
         "wall_time_s": wall + (previous or {}).get("wall_time_s", 0.0), "command": command,
         "train_config": t.config.to_dict(), "corpus_chars": run.data.train_chars + run.data.val_chars,
-        "n_params": run.model.num_params(), "title": title,
+        "n_params": run.model.num_params(), "title": title, **(extra or {}),
     }
     save_checkpoint(run.model, run.tokenizer, out, half=half, **meta)
     after = sample(run.model, run.tokenizer, t.config.seed)

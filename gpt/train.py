@@ -14,7 +14,8 @@ import torch
 
 from .checkpoint import CheckpointError, read_meta, resolve_checkpoint
 from .config import PRESETS, TrainConfig
-from .data import DataError
+from .data import DataError, load_text
+from .resume import corpus_sha256, resume_run, save_train_state
 from .run import build_run, finish_run, sample
 from .tokenizers import TOKENIZERS, CharTokenizer, UnknownCharactersError
 from .trainer import TrainingDiverged
@@ -61,7 +62,43 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="store weights in float16 (loaded as float32)")
     p.add_argument("--init-from", default=None,
                    help="continue training a checkpoint (its config and tokenizer; new optimiser and schedule)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue a run stopped by --stop-at (or Ctrl-C) exactly: its settings, optimiser "
+                        "state, schedule and random streams, up to its --max-iters (only --out, --stop-at, "
+                        "--device and --threads may be given with it)")
     return p
+
+
+RESUME_FLAGS = ("--resume", "--out", "--stop-at", "--device", "--threads")
+
+
+def _setup(args: argparse.Namespace, argv: list[str]):
+    """(run, metadata of the checkpoint continued or None, title, what a resumable state must record)."""
+    if args.resume:
+        given = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
+        other = [a for a in given if a not in RESUME_FLAGS]
+        if other:
+            raise ValueError(f"--resume continues the run with its original settings, so {other[0]} cannot be "
+                             "given with it; to train on with other settings use --init-from.")
+        run, previous, state = resume_run(args.resume, stop_at=args.stop_at,
+                                          device=args.device if "--device" in given else None)
+        threads = state["run"].get("threads")
+        if threads and "--threads" not in given:  # the same thread count: the same float reductions
+            torch.set_num_threads(threads)
+        return run, previous, previous.get("title", "resumed run"), state["run"]
+    train = train_config_from(args)
+    if train.stop_at is not None and args.half:
+        raise ValueError("--half stores float16 weights, from which a run cannot resume exactly: "
+                         "drop --half or --stop-at.")
+    overrides = dict(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
+                     n_embd=args.n_embd, dropout=args.dropout)
+    previous = read_meta(resolve_checkpoint(args.init_from)) if args.init_from else None
+    run = build_run(preset=args.preset, tokenizer=args.tokenizer, data=args.data, train=train,
+                    model_overrides=overrides, init_from=args.init_from)
+    info = {"data": str(Path(args.data).resolve()) if args.data else None, "corpus_sha256":
+            corpus_sha256(load_text(args.data)), "preset": args.preset, "tokenizer": args.tokenizer,
+            "threads": args.threads}
+    return run, previous, f"{args.preset} on {args.data or 'Tiny Shakespeare'}", info
 
 
 def train_config_from(args: argparse.Namespace) -> TrainConfig:
@@ -79,23 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} is a file; --out needs a folder (new or an earlier checkpoint's).", file=sys.stderr)
         return 2
     try:
-        train = train_config_from(args)
-        overrides = dict(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
-                         n_embd=args.n_embd, dropout=args.dropout)
-        previous = None
-        if args.init_from:
-            previous = read_meta(resolve_checkpoint(args.init_from))
-            command = f"{previous.get('command', '')} && {command}"
-        run = build_run(preset=args.preset, tokenizer=args.tokenizer, data=args.data, train=train,
-                        model_overrides=overrides, init_from=args.init_from)
+        run, previous, title, info = _setup(args, argv if argv is not None else sys.argv[1:])
     except (ValueError, DataError, UnknownCharactersError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if previous:
+        command = f"{previous.get('command', '')} && {command}"
+    t = run.trainer
     tok_desc = f"char ({run.tokenizer.vocab_size} symbols)" if isinstance(run.tokenizer, CharTokenizer) else "gpt2 BPE"
-    label = f"continuing {args.init_from}" if args.init_from else args.preset
+    label = (f"resuming {args.resume} at step {t.step}/{t.config.max_iters}" if args.resume
+             else f"continuing {args.init_from}" if args.init_from else args.preset)
     print(f"{label}: {run.model.num_params():,} parameters, tokenizer {tok_desc}, "
-          f"{len(run.data.train):,} train / {len(run.data.val):,} val tokens, device {run.trainer.device}")
-    before = sample(run.model, run.tokenizer, args.seed)
+          f"{len(run.data.train):,} train / {len(run.data.val):,} val tokens, device {t.device}")
+    before = sample(run.model, run.tokenizer, t.config.seed)
     tty = sys.stdout.isatty()
     t0 = time.perf_counter()
     try:
@@ -110,8 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {run.trainer.step}; saving the model as it is.")
     wall = time.perf_counter() - t0
-    meta = finish_run(run, out, command=command, wall=wall, title=f"{args.preset} on {args.data or 'Tiny Shakespeare'}",
-                      sample_before=before, half=args.half, previous=previous)
+    extra = None
+    if t.step < t.config.max_iters and not t.mid_step and not args.half:  # stopped early, between steps
+        extra = save_train_state(t, out, info)
+    if args.resume:  # the resumed trainer counts steps from the start: only the wall time adds up
+        previous = {"wall_time_s": previous.get("wall_time_s", 0.0)}
+    meta = finish_run(run, out, command=command, wall=wall, title=title, sample_before=before, half=args.half,
+                      previous=previous, extra=extra)
+    if extra:
+        print(f"stopped at step {t.step} of {t.config.max_iters}; continue exactly with: "
+              f"python -m gpt.train --resume {out} --out DIR")
     print(f"val loss {meta['val_loss']:.4f}, {meta['val_bpc']:.4f} bits/char, {wall:.1f}s -> {out}/")
     print(f"loss per step in {out}/loss.csv; draw it with: python -m explainer.report {out}")
     return 0

@@ -5,6 +5,7 @@ so if you stop iterating, the model is exactly as it was at that step.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -101,6 +102,61 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.config)
         self.step = 0
+        self.elapsed_offset = 0.0  # seconds trained before this trainer (a resumed run's curve continues)
+        self.mid_step = False  # True while a step is half done: no state() then
+        self._streams: tuple[torch.Generator, torch.Generator] | None = None  # batch and eval generators
+        self._pending_rng: dict | None = None  # set by restore(), applied when run() starts
+
+    # settings a resumed run may change: where it stops, where it runs
+    RESUME_MAY_CHANGE = ("stop_at", "device")
+
+    def state(self) -> dict:
+        """A snapshot of what the next step depends on besides the weights: the step, the optimiser
+        state, the RNG states (torch CPU (+ CUDA), the batch and eval generators), the settings and the
+        seconds trained. The schedule position is ``lr_at(step, config)``. Take it between steps."""
+        if self.mid_step:
+            raise RuntimeError("the trainer stopped in the middle of a step; its state is not a step's state.")
+        if self._pending_rng is not None:  # restored, not run since: the states it was given
+            rng = dict(self._pending_rng)
+        elif self._streams is None:  # never run: what run() will seed
+            seeded = [torch.Generator().manual_seed(self.config.seed + i) for i in (0, 0, 1)]
+            rng = dict(zip(("torch", "batch", "eval"), (g.get_state() for g in seeded)))
+        else:
+            rng = {"torch": torch.get_rng_state(), "batch": self._streams[0].get_state(),
+                   "eval": self._streams[1].get_state()}
+            if self.device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        elapsed = self.history[-1].elapsed_s if self.history else self.elapsed_offset
+        return {"step": self.step, "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": rng,
+                "train_config": self.config.to_dict(), "elapsed_s": elapsed}
+
+    def restore(self, state: dict) -> None:
+        """Continue exactly where ``state()`` was taken: the next ``run()`` takes step ``state['step'] + 1``
+        with the same optimiser moments, learning rate and random streams as the uninterrupted run."""
+        saved, now = state["train_config"], self.config.to_dict()
+        changed = sorted(k for k in now if k not in self.RESUME_MAY_CHANGE and saved.get(k) != now[k])
+        if changed:
+            raise ValueError(f"a resumed run keeps its settings; these differ: {', '.join(changed)}.")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.elapsed_offset = float(state.get("elapsed_s", 0.0))
+        self._pending_rng = dict(state["rng"])
+
+    def _start_streams(self) -> tuple[torch.Generator, torch.Generator]:
+        """The batch and eval generators. A fresh trainer seeds them (and torch) from config.seed;
+        after ``restore`` the saved states are put back when the run starts."""
+        if self._streams is None:
+            torch.manual_seed(self.config.seed)
+            s = self.config.seed
+            self._streams = (torch.Generator().manual_seed(s), torch.Generator().manual_seed(s + 1))
+        if self._pending_rng is not None:
+            rng, self._pending_rng = self._pending_rng, None
+            torch.set_rng_state(rng["torch"])
+            self._streams[0].set_state(rng["batch"])
+            self._streams[1].set_state(rng["eval"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        return self._streams
 
     def evaluate(self, generator: torch.Generator) -> tuple[float, float]:
         c = self.config
@@ -120,14 +176,14 @@ class Trainer:
     def run(self) -> Iterator[TrainEvent]:
         """Train, yielding one event per step; evaluation (and samples) at their intervals."""
         c = self.config
-        torch.manual_seed(c.seed)
-        batch_gen = torch.Generator().manual_seed(c.seed)
-        eval_gen = torch.Generator().manual_seed(c.seed + 1)
+        batch_gen, eval_gen = self._start_streams()
         bs = self.model.config.block_size
         self.model.train()
         t0 = time.perf_counter()
         last_t, last_step = t0, self.step
-        while self.step < c.max_iters:
+        end = c.max_iters if c.stop_at is None else min(c.max_iters, c.stop_at)
+        while self.step < end:
+            self.mid_step = True
             lr = lr_at(self.step, c)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -150,7 +206,7 @@ class Trainer:
             done = self.step >= c.max_iters
             tps = (self.step - last_step) * c.batch_size * bs / max(now - last_t, 1e-9)
             ev = TrainEvent(step=self.step, max_iters=c.max_iters, train_loss=loss_value, lr=lr,
-                            tokens_per_s=tps, elapsed_s=now - t0, done=done)
+                            tokens_per_s=tps, elapsed_s=now - t0 + self.elapsed_offset, done=done)
             if self.step % c.eval_interval == 0 or done:
                 ev.eval_train_loss, ev.val_loss = self.evaluate(eval_gen)
                 if not math.isfinite(ev.val_loss):
@@ -161,4 +217,5 @@ class Trainer:
             last_t, last_step = time.perf_counter(), self.step
             ev.eval_s = last_t - now
             self.history.append(ev)
+            self.mid_step = False
             yield ev
