@@ -54,6 +54,7 @@ PROBE_BATCH = 8  # random sequences per probe
 PROBE_LENGTH = 32  # L: tokens per copy (capped at block_size // 2)
 ICL_BATCH = 16  # held-out windows for the in-context-learning score
 ICL_EARLY, ICL_LATE, ICL_CONTEXT = 50, 500, 512  # Olsson et al.: token 50 and token 500 of a 512 context
+INDUCTION_THRESHOLD = 0.4  # a head with an induction score above this counts as an induction head
 NO_HEADS = ("this model has no attention layers (e.g. the bigram preset), so it has no heads to give roles to; "
             "choose a model with attention.")
 
@@ -120,11 +121,32 @@ def repeated_probe(vocab_size: int, length: int, *, batch: int = PROBE_BATCH, se
     return torch.cat([first, first], dim=1)
 
 
+class _AllCaptured(Exception):
+    """Raised by the last layer's pattern hook: every pattern is kept, the rest of the pass is not needed."""
+
+
 def attention_patterns(model, idx: torch.Tensor) -> torch.Tensor:
-    """(n_layer, B, n_head, T, T): the softmax weights the model computed, read at ``hook_pattern``."""
+    """(n_layer, B, n_head, T, T): the softmax weights the model computed, read at ``hook_pattern``.
+
+    The pass stops right after the last layer's pattern (TransformerLens' ``stop_at_layer`` idea):
+    the final LayerNorm and unembedding are skipped, which for a GPT-2 vocabulary (50,257 logits
+    per token) is most of the cost of a forward pass.
+    """
     names = [f"h.{i}.attn.hook_pattern" for i in range(model.config.n_layer)]
-    with eval_mode(model):
-        _, got = model.run_with_cache(idx.to(model.device), names)
+    got: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def fn(t: torch.Tensor) -> None:
+            got[name] = t.detach()
+            if name == names[-1]:
+                raise _AllCaptured
+        return fn
+
+    with eval_mode(model), model.hooks({n: keep(n) for n in names}):
+        try:
+            model.run_with_cache(idx.to(model.device), [])
+        except _AllCaptured:
+            pass
     return torch.stack([got[n] for n in names]).float().cpu()
 
 
@@ -218,5 +240,13 @@ def head_roles(model, *, seed: int = 0, corpus=None, batch: int = PROBE_BATCH) -
                      icl_score=icl, icl_positions=positions, probe_length=length, probe_batch=batch, seed=int(seed))
 
 
-__all__ = ["HeadRoles", "head_roles", "ROLES", "ROLE_PHRASES", "repeated_probe", "role_scores",
+def first_induction_step(history, threshold: float = INDUCTION_THRESHOLD) -> int | None:
+    """The first step of [(step, HeadRoles), ...] at which some head's induction score exceeds ``threshold``."""
+    for step, roles in history:
+        if float(roles.scores["induction"].max()) > threshold:
+            return int(step)
+    return None
+
+
+__all__ = ["HeadRoles", "first_induction_step", "INDUCTION_THRESHOLD", "head_roles", "ROLES", "ROLE_PHRASES", "repeated_probe", "role_scores",
            "in_context_learning_score", "icl_positions", "probe_length"]
