@@ -32,6 +32,13 @@ Training and evaluation (these run the model on validation batches)::
     ablation_figure(result)
     position_similarity_figure(model)   # a message figure if pos_emb="none"
 
+What heads do (these run the model on seeded random-token probes / the prompt)::
+
+    roles = head_roles(model, seed=0, corpus=None)   # -> HeadRoles: .scores[role] (n_layer, n_head) in [0, 1]
+    head_roles_figure(roles); role_history_figure([(step, roles), ...], induction_step=None)
+    lens = logit_lens(model, tokenizer, prompt, k=5)  # -> LogitLens: .top_ids/.top_probs (n_layer+1, T, k)
+    logit_lens_figure(lens)
+
 Errors: ``trace_prompt`` lets ``gpt.UnknownCharactersError`` propagate (characters the char
 model does not know); a layer/head out of range raises ``ValueError`` naming the valid range.
 """
@@ -40,6 +47,9 @@ from .figures import (ablation_figure, all_heads_figure, averaging_trick_figure,
                       causal_mask_figure, five_stages_figure, head_view_figure, loss_curves_figure,
                       next_token_figure, position_similarity_figure, qk_products_figure, scale_sweep_figure,
                       softmax_saturation_figure, top_next_tokens, variance_histograms_figure)
+from .figures import head_roles_figure, logit_lens_figure, role_history_figure
+from .heads import ROLES, HeadRoles, first_induction_step, head_roles
+from .lens import LogitLens, logit_lens
 from .trace import PromptTrace, row_entropy, trace_prompt
 from .variance import ScaleSweep, VarianceDemo, qk_variance_demo, scale_sweep, val_loss_at_scale
 
@@ -52,4 +62,6 @@ __all__ = [
     "ScaleSweep", "scale_sweep", "val_loss_at_scale", "scale_sweep_figure",
     "loss_curves_figure", "bits_per_char_of", "AblationResult", "head_ablation", "ablation_figure",
     "position_similarity_figure",
+    "ROLES", "HeadRoles", "head_roles", "first_induction_step", "LogitLens", "logit_lens",
+    "head_roles_figure", "logit_lens_figure", "role_history_figure",
 ]
