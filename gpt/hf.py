@@ -148,7 +148,8 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
-    """Every tensor of the safetensors files (a JSON header + raw bytes: no code runs), prefix removed."""
+    """Every tensor of the safetensors files (a JSON header + raw bytes: no code runs), prefix removed,
+    float32, Conv1D weights transposed to (out, in) as each is read (one copy alive at a time)."""
     state: dict[str, torch.Tensor] = {}
     for path in files:
         try:
@@ -157,7 +158,12 @@ def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
                     name = key[len("transformer."):] if key.startswith("transformer.") else key
                     if IGNORED.match(name) or (name in state and not key.startswith("transformer.")):
                         continue
-                    state[name] = f.get_tensor(key)
+                    t = f.get_tensor(key)
+                    if t.is_floating_point():
+                        # always a private copy: a tensor left on the file's memory map keeps all of it mapped
+                        t = (t.t().float().contiguous() if TRANSPOSED.match(name) and t.dim() == 2
+                             else t.to(torch.float32, copy=True))
+                    state[name] = t
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path.name} is not a complete safetensors file ({str(e)[:120]}); it may be "
                                   "truncated: download or save it again.") from None
@@ -165,7 +171,7 @@ def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
 
 
 def _convert(state: dict[str, torch.Tensor], model: GPT) -> dict[str, torch.Tensor]:
-    """HF tensors -> gpt.GPT's state dict: Conv1D weights transposed, float32, shapes checked."""
+    """HF tensors (already transposed, float32) -> gpt.GPT's state dict: names and shapes checked."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tied = model.config.tie_weights
     if tied:
@@ -183,13 +189,12 @@ def _convert(state: dict[str, torch.Tensor], model: GPT) -> dict[str, torch.Tens
     for name, t in state.items():
         if not t.is_floating_point():
             raise CheckpointError(f"tensor {name} has dtype {t.dtype}; GPT-2 weights are floating point.")
-        t = t.t() if TRANSPOSED.match(name) and t.dim() == 2 else t
         if tuple(t.shape) != expected[name]:
             stored = tuple(reversed(t.shape)) if TRANSPOSED.match(name) else tuple(t.shape)
             want = tuple(reversed(expected[name])) if TRANSPOSED.match(name) else expected[name]
             raise CheckpointError(f"tensor {name} has shape {stored} but config.json (n_embd "
                                   f"{model.config.n_embd}, n_positions {model.config.block_size}) needs {want}.")
-        out[name] = t.float().contiguous()
+        out[name] = t
     if tied:
         out["lm_head.weight"] = out["wte.weight"]
     return out
