@@ -1,6 +1,8 @@
 """How long the Inspect view takes: trace + five-stage figure + all-heads grid.
 
     python -m explainer.bench [--runs 20] [--threads 1] [--tokens 64]
+    python -m explainer.bench --induction [--out DIR]   # an induction head forming (explainer.bench_induction)
+    python -m explainer.bench --roles [--runs 20]       # head_roles / logit_lens medians
 
 A gpt-tiny model (4 layers x 4 heads x 128, block 64) with the char tokenizer on Tiny
 Shakespeare, a prompt of ``--tokens`` characters. Timing does not depend on the weights,
@@ -20,6 +22,9 @@ import torch
 
 from gpt import GPT, get_tokenizer, load_tiny_shakespeare, preset_config
 
+from gpt.synthetic import INDUCTION_CORPORA
+
+from . import bench_induction
 from .figures import all_heads_figure, five_stages_figure
 from .trace import trace_prompt
 
@@ -66,8 +71,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int, default=64, help="prompt length (at most block_size 64)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 is fastest for a model this small and on a shared CPU")
+    parser.add_argument("--induction", action="store_true",
+                        help="train the induction preset from scratch; print when an induction head forms")
+    parser.add_argument("--roles", action="store_true", help="time head_roles and logit_lens instead")
+    parser.add_argument("--out", default=None, help="--induction: save the trained model as a checkpoint folder")
+    parser.add_argument("--iters", type=int, default=None, help="--induction: steps (default: the recipe's)")
+    parser.add_argument("--eval-every", type=int, default=100, help="--induction: score the heads every N steps")
+    parser.add_argument("--corpus", default="passages", choices=INDUCTION_CORPORA,
+                        help="--induction: repeated Shakespeare passages mixed with random chunks, or random only")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
+    if args.induction or args.roles:
+        return bench_induction.main(args)
     result = run(runs=args.runs, tokens=min(args.tokens, 64))
     print(f"gpt-tiny, char tokenizer, {result['tokens']}-token prompt, {result['runs']} runs, "
           f"{result['torch_threads']} torch thread(s), load average {result['load_avg_1min']}")

@@ -102,6 +102,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt-tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
     # nanoGPT's "baby GPT" shape
     "gpt-small": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+    # the smallest model with induction heads (Olsson et al. 2022): 2 attention-only layers, untied
+    # unembedding (tied, it stayed on the loss plateau); recipe: gpt.synthetic.INDUCTION_TRAIN
+    "induction": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, mlp=False, tie_weights=False),
 }
 
 # val losses of the "GPT from scratch" ladder on Tiny Shakespeare, for reference: its own model sizes,
@@ -115,6 +118,7 @@ PRESET_NOTES = {
     "block": "attention + MLP + pre-LayerNorm + residuals (2 blocks)",
     "gpt-tiny": "4 layers x 4 heads x 128, block 64 (nanoGPT CPU recipe)",
     "gpt-small": "6 layers x 6 heads x 384, block 256",
+    "induction": "2 attention-only layers x 2 heads x 64, untied: grows an induction head on repeated text",
 }
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import HeadRoles, head_roles, head_roles_figure, role_history_figure
+from explainer import head_roles, head_roles_figure, role_history_figure
 from explainer.heads import ROLES, first_induction_step, repeated_probe
 from gpt import GPT, GPTConfig, load_checkpoint, TokenData, Trainer, TrainConfig, get_tokenizer, preset_config
-from gpt.synthetic import repeated_chunk_ids, repeated_chunks_text
+from gpt.synthetic import INDUCTION_TRAIN, induction_text, repeated_chunk_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 V, T, E = 16, 32, 64  # vocabulary, block_size, n_embd (2 heads of 32 dims)
@@ -172,27 +172,27 @@ def test_role_figures_are_the_scores():
 
 
 @pytest.mark.slow
-def test_an_induction_head_forms_on_repeated_random_chunks():
-    """The induction preset on the synthetic stream: no induction head at first, one after training,
-    and the in-context-learning score turns clearly negative (later tokens predicted better)."""
-    text = repeated_chunks_text(300_000, seed=0)
+def test_an_induction_head_forms_on_repeated_passages():
+    """The induction preset and recipe on its corpus: no induction head at first, one after 1,500 steps,
+    and the in-context-learning score turns negative (later tokens predicted better)."""
+    text = induction_text("passages", 400_000)
     tok = get_tokenizer("char", corpus=text)
     data = TokenData.from_text(text, tok)
     torch.manual_seed(0)
     model = GPT(preset_config("induction", tok.vocab_size))
     before = head_roles(model, corpus=data)
     assert before.scores["induction"].max() < 0.1 and abs(before.icl_score) < 0.1
-    cfg = TrainConfig(max_iters=2000, batch_size=32, lr=1e-3, weight_decay=0.0, schedule="wsd", warmup_iters=100,
-                      eval_interval=10_000, eval_iters=1)
+    cfg = TrainConfig(**dict(INDUCTION_TRAIN, max_iters=1500, eval_interval=10_000, eval_iters=1))
     history = []
     for ev in Trainer(model, data, cfg).run():
-        if ev.step % 500 == 0:
+        if ev.step % 250 == 0:
             history.append((ev.step, head_roles(model)))
-    after = head_roles(model, corpus=data)
+    after = head_roles(model, corpus=data, seed=7)  # a fresh probe, not the one watched during training
     assert after.scores["induction"].max() > 0.4, after.scores["induction"]
-    assert first_induction_step(history) is not None
-    assert after.icl_score < -0.5
-    assert isinstance(after, HeadRoles)
+    assert after.best_head("induction")[0] == 1  # it builds on layer 0: only the second layer can do it
+    step = first_induction_step(history)
+    assert step is not None and history[0][1].scores["induction"].max() < 0.1
+    assert after.icl_score < before.icl_score - 0.2
 
 
 def test_synthetic_stream_repeats_every_chunk():
