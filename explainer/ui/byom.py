@@ -1,0 +1,170 @@
+"""Bring your own model: GPT-2-family models in the Hugging Face layout, shared by every session.
+
+The menu lists every folder under ``checkpoints/hf/`` holding a ``config.json`` (with
+``model.safetensors``) and every repo id in ``PLAYATTENTION_HF_MODELS`` (comma-separated, e.g.
+``openai-community/gpt2``), under the key ``hf:<folder name>`` / ``hf:<repo id>``. Each is loaded
+once per process, in a background thread (``playattention-hf-<n>``), and then shared read-only
+by all sessions (eval mode, no gradients; never copied per visitor). Until it is ready, asking
+for it says it is loading; a model that cannot be loaded says why (gpt.load_pretrained's message).
+At most ``MAX_HF_MODELS`` such models and ``MAX_HF_PARAMS`` parameters each are held, so the
+process's memory stays bounded.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt.checkpoint import CHECKPOINTS_DIR
+
+HF_PREFIX = "hf:"
+ENV = "PLAYATTENTION_HF_MODELS"
+MAX_HF_MODELS = 2  # GPT-2 models held at once (GPT-2 small: ~0.6 GB resident each)
+MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
+
+
+def hf_root() -> Path:
+    return CHECKPOINTS_DIR / "hf"
+
+
+def env_repo_ids() -> list[str]:
+    """The repo ids listed in PLAYATTENTION_HF_MODELS that look like repo ids (others are skipped)."""
+    from gpt.hf import REPO_ID
+
+    raw = os.environ.get(ENV, "")
+    return [r for r in dict.fromkeys(s.strip() for s in raw.split(",")) if r and REPO_ID.match(r)]
+
+
+def folders(root: Path | None = None) -> dict[str, Path]:
+    """name -> folder for each directory under ``root`` with a config.json (a listing: cheap)."""
+    root = hf_root() if root is None else root
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and (p / "config.json").is_file()}
+
+
+def sources(root: Path | None = None) -> dict[str, str]:
+    """key -> what gpt.load_pretrained is given: a folder path, or a repo id (a local folder of
+    the same name wins)."""
+    out = {HF_PREFIX + name: str(path) for name, path in folders(root).items()}
+    for rid in env_repo_ids():
+        out.setdefault(HF_PREFIX + rid, rid)
+    return out
+
+
+def estimated_params(config) -> int:
+    """Parameters of a GPT-2 of this shape (tied head): what loading it would hold in memory."""
+    C, L = config.n_embd, config.n_layer
+    return config.vocab_size * C + config.block_size * C + L * (12 * C * C + 13 * C) + 2 * C
+
+
+@dataclass
+class _Slot:
+    status: str  # "loading" | "ready" | "failed"
+    loaded: object = None  # registry.Loaded once ready
+    error: str = ""
+    thread: threading.Thread | None = None
+
+
+class HFModels:
+    """The process's Hugging Face models: started once, loaded in the background, shared read-only."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root
+        self.slots: dict[str, _Slot] = {}
+        self.lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        return list(sources(self.root))
+
+    def status(self, key: str) -> str:
+        """'not loaded', 'loading', 'ready' or 'failed'."""
+        slot = self.slots.get(key)
+        return slot.status if slot else "not loaded"
+
+    def label(self, key: str) -> str:
+        name = key.removeprefix(HF_PREFIX)
+        state = {"loading": ", loading…", "failed": ", cannot be loaded", "ready": ""}.get(self.status(key), "")
+        return f"{name} (GPT-2, Hugging Face{state})"
+
+    def start(self, key: str) -> None:
+        """Begin loading ``key`` in a background thread, unless it is loading or loaded already."""
+        src = sources(self.root).get(key)
+        if src is None:
+            raise ValueError(f"unknown Hugging Face model {key!r}; put a GPT-2 folder under checkpoints/hf/ or "
+                             f"list its repo id in {ENV}.")
+        with self.lock:
+            if key in self.slots:  # loading, loaded, or failed (``forget`` lets it try again)
+                return
+            held = sum(1 for s in self.slots.values() if s.status in ("loading", "ready"))
+            if held >= MAX_HF_MODELS:
+                self.slots[key] = _Slot("failed", error=f"this server holds at most {MAX_HF_MODELS} GPT-2 models "
+                                                        "at once; use one of those that are loaded.")
+                return
+            slot = self.slots[key] = _Slot("loading")
+            slot.thread = threading.Thread(target=self._load, args=(key, src, slot), daemon=True,
+                                           name=f"playattention-hf-{len(self.slots)}")
+            slot.thread.start()
+
+    def _load(self, key: str, src: str, slot: _Slot) -> None:
+        from gpt.checkpoint import CheckpointError
+        from gpt.hf import gpt_config_from_hf, load_pretrained
+
+        from .registry import Loaded
+
+        try:
+            folder = Path(src)
+            if folder.is_dir():  # refuse a model too large before reading its weights
+                import json
+
+                config = gpt_config_from_hf(json.loads((folder / "config.json").read_text("utf-8")))
+                if estimated_params(config) > MAX_HF_PARAMS:
+                    raise CheckpointError(f"{key.removeprefix(HF_PREFIX)} has {estimated_params(config):,} "
+                                          f"parameters; this server loads GPT-2 models of at most "
+                                          f"{MAX_HF_PARAMS:,}.")
+            model, tok = load_pretrained(src)
+            if model.num_params() > MAX_HF_PARAMS:
+                raise CheckpointError(f"{key.removeprefix(HF_PREFIX)} has {model.num_params():,} parameters; this "
+                                      f"server loads GPT-2 models of at most {MAX_HF_PARAMS:,}.")
+            model.requires_grad_(False)  # shared read-only: nothing may train it in place
+            c = model.config
+            meta = {"name": key, "source": "huggingface", "config": c.to_dict(), "n_params": model.num_params()}
+            label = f"{key.removeprefix(HF_PREFIX)} (GPT-2 from Hugging Face, {c.n_layer} layers × {c.n_head} heads)"
+            slot.loaded = Loaded(key, model, tok, label, meta, version=key)
+            slot.status = "ready"
+        except (CheckpointError, ValueError, OSError) as e:
+            slot.error, slot.status = str(e), "failed"
+        except Exception as e:  # noqa: BLE001 - a background thread must record, never die silently
+            slot.error, slot.status = f"loading failed ({type(e).__name__}).", "failed"
+
+    def get(self, key: str, wait_s: float = 0.0):
+        """The loaded model (``registry.Loaded``); starts loading it if needed. While it loads (after
+        waiting up to ``wait_s``) or if it failed: ValueError with a message saying so."""
+        self.start(key)
+        slot = self.slots[key]
+        if slot.status == "loading" and wait_s > 0 and slot.thread is not None:
+            slot.thread.join(wait_s)
+        if slot.status == "ready":
+            return slot.loaded
+        name = key.removeprefix(HF_PREFIX)
+        if slot.status == "loading":
+            raise ValueError(f"{name} is still loading (a GPT-2 small takes about 10 s); try again in a moment.")
+        raise ValueError(f"{name} cannot be loaded: {slot.error}")
+
+    def forget(self, key: str) -> None:
+        """Drop a failed slot, so that the next ``start`` tries again (e.g. after the files were added)."""
+        with self.lock:
+            if key in self.slots and self.slots[key].status == "failed":
+                del self.slots[key]
+
+
+MODELS = HFModels()  # the process's own
+
+
+def is_hf_key(key: str) -> bool:
+    return isinstance(key, str) and key.startswith(HF_PREFIX)
+
+
+__all__ = ["HFModels", "MODELS", "HF_PREFIX", "ENV", "MAX_HF_MODELS", "MAX_HF_PARAMS", "sources", "folders",
+           "env_repo_ids", "is_hf_key", "estimated_params"]
