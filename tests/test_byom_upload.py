@@ -193,3 +193,27 @@ def test_not_a_zip_and_no_meta(tmp_path):
     with pytest.raises(UploadError, match="no meta.json"):
         import_checkpoint_zip(z, tmp_path / "upload")
     assert hashlib  # (imported for the tamper helpers' readers)
+
+
+def test_an_upload_becomes_the_sessions_model_until_it_ends(checkpoint, tmp_path, monkeypatch):
+    from explainer import trace_prompt
+    from explainer.ui import training, upload
+    from explainer.ui.session import Session
+
+    monkeypatch.setattr(training, "RUNS_DIR", tmp_path / "runs")
+    folder, model = checkpoint
+    z = Path(shutil.make_archive(str(tmp_path / "up"), "zip", root_dir=folder.parent, base_dir=folder.name))
+    s, other = Session(), Session()
+    loaded = upload.adopt(s, str(z))
+    assert ("uploaded" in [k for _, k in s.choices()]) and "uploaded" not in [k for _, k in other.choices()]
+    assert s.model("uploaded") is loaded and "step 7" in loaded.label
+    tr = trace_prompt(loaded.model, loaded.tokenizer, "ROMEO:")
+    assert tr.weights.shape[:2] == (2, 4)
+    saved = list((tmp_path / "runs").iterdir())
+    assert len(saved) == 1 and saved[0].name.startswith("upload-")  # only inside this process's run folders
+    with pytest.raises(UploadError, match="choose a checkpoint zip"):
+        upload.adopt(s, None)
+    s.release()
+    with pytest.raises(ValueError, match="has not uploaded a checkpoint yet"):
+        s.model("uploaded")
+    assert any(f == saved[0] for _, f in training._retired)  # its folder goes after the grace time

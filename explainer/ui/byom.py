@@ -2,7 +2,8 @@
 
 The menu lists every folder under ``checkpoints/hf/`` holding a ``config.json`` (with
 ``model.safetensors``) and every repo id in ``PLAYATTENTION_HF_MODELS`` (comma-separated, e.g.
-``openai-community/gpt2``), under the key ``hf:<folder name>`` / ``hf:<repo id>``. Each is loaded
+``openai-community/gpt2``), under the key ``hf-<folder name>`` / ``hf-<owner>--<name>`` (a safe
+name, as the registry's keys must be: ``hf-openai-community--gpt2``). Each is loaded
 once per process, in a background thread (``playattention-hf-<n>``), and then shared read-only
 by all sessions (eval mode, no gradients; never copied per visitor). Until it is ready, asking
 for it says it is loading; a model that cannot be loaded says why (gpt.load_pretrained's message).
@@ -12,13 +13,15 @@ process's memory stays bounded.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpt.checkpoint import CHECKPOINTS_DIR
 
-HF_PREFIX = "hf:"
+HF_PREFIX = "hf-"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")  # as registry keys
 ENV = "PLAYATTENTION_HF_MODELS"
 MAX_HF_MODELS = 2  # GPT-2 models held at once (GPT-2 small: ~0.6 GB resident each)
 MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
@@ -41,16 +44,22 @@ def folders(root: Path | None = None) -> dict[str, Path]:
     root = hf_root() if root is None else root
     if not root.is_dir():
         return {}
-    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and (p / "config.json").is_file()}
+    return {p.name: p for p in sorted(root.iterdir())
+            if SAFE_NAME.match(p.name) and p.is_dir() and (p / "config.json").is_file()}
 
 
 def sources(root: Path | None = None) -> dict[str, str]:
     """key -> what gpt.load_pretrained is given: a folder path, or a repo id (a local folder of
-    the same name wins)."""
+    the same key wins)."""
     out = {HF_PREFIX + name: str(path) for name, path in folders(root).items()}
     for rid in env_repo_ids():
-        out.setdefault(HF_PREFIX + rid, rid)
+        out.setdefault(HF_PREFIX + rid.replace("/", "--"), rid)
     return out
+
+
+def display_name(key: str) -> str:
+    """``hf-openai-community--gpt2`` -> ``openai-community/gpt2``."""
+    return key.removeprefix(HF_PREFIX).replace("--", "/")
 
 
 def estimated_params(config) -> int:
@@ -84,7 +93,7 @@ class HFModels:
         return slot.status if slot else "not loaded"
 
     def label(self, key: str) -> str:
-        name = key.removeprefix(HF_PREFIX)
+        name = display_name(key)
         state = {"loading": ", loading…", "failed": ", cannot be loaded", "ready": ""}.get(self.status(key), "")
         return f"{name} (GPT-2, Hugging Face{state})"
 
@@ -120,17 +129,17 @@ class HFModels:
 
                 config = gpt_config_from_hf(json.loads((folder / "config.json").read_text("utf-8")))
                 if estimated_params(config) > MAX_HF_PARAMS:
-                    raise CheckpointError(f"{key.removeprefix(HF_PREFIX)} has {estimated_params(config):,} "
+                    raise CheckpointError(f"{display_name(key)} has {estimated_params(config):,} "
                                           f"parameters; this server loads GPT-2 models of at most "
                                           f"{MAX_HF_PARAMS:,}.")
             model, tok = load_pretrained(src)
             if model.num_params() > MAX_HF_PARAMS:
-                raise CheckpointError(f"{key.removeprefix(HF_PREFIX)} has {model.num_params():,} parameters; this "
+                raise CheckpointError(f"{display_name(key)} has {model.num_params():,} parameters; this "
                                       f"server loads GPT-2 models of at most {MAX_HF_PARAMS:,}.")
             model.requires_grad_(False)  # shared read-only: nothing may train it in place
             c = model.config
             meta = {"name": key, "source": "huggingface", "config": c.to_dict(), "n_params": model.num_params()}
-            label = f"{key.removeprefix(HF_PREFIX)} (GPT-2 from Hugging Face, {c.n_layer} layers × {c.n_head} heads)"
+            label = f"{display_name(key)} (GPT-2 from Hugging Face, {c.n_layer} layers × {c.n_head} heads)"
             slot.loaded = Loaded(key, model, tok, label, meta, version=key)
             slot.status = "ready"
         except (CheckpointError, ValueError, OSError) as e:
@@ -147,7 +156,7 @@ class HFModels:
             slot.thread.join(wait_s)
         if slot.status == "ready":
             return slot.loaded
-        name = key.removeprefix(HF_PREFIX)
+        name = display_name(key)
         if slot.status == "loading":
             raise ValueError(f"{name} is still loading (a GPT-2 small takes about 10 s); try again in a moment.")
         raise ValueError(f"{name} cannot be loaded: {slot.error}")
@@ -163,8 +172,18 @@ MODELS = HFModels()  # the process's own
 
 
 def is_hf_key(key: str) -> bool:
-    return isinstance(key, str) and key.startswith(HF_PREFIX)
+    """A key of a Hugging Face model the menu lists now (a listing: nothing is loaded)."""
+    return isinstance(key, str) and key.startswith(HF_PREFIX) and key in sources()
+
+
+def choices() -> list[tuple[str, str]]:
+    """(label, key) for the model pickers; listing them starts their background loads."""
+    out = []
+    for key in MODELS.keys():
+        MODELS.start(key)
+        out.append((MODELS.label(key), key))
+    return out
 
 
 __all__ = ["HFModels", "MODELS", "HF_PREFIX", "ENV", "MAX_HF_MODELS", "MAX_HF_PARAMS", "sources", "folders",
-           "env_repo_ids", "is_hf_key", "estimated_params"]
+           "env_repo_ids", "is_hf_key", "estimated_params", "choices", "display_name"]

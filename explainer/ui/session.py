@@ -18,7 +18,7 @@ import dataclasses
 import weakref
 from collections import OrderedDict
 
-from . import limits, registry
+from . import byom, limits, registry, upload
 
 # Sessions that trained a model, by Gradio session hash, so the unload handler can find them.
 LIVE: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
@@ -29,6 +29,8 @@ class Session:
         self.runs: dict[str, object] = {}  # tokenizer -> TrainingRun (the latest one)
         self.latest = None  # the run the Train tab shows
         self.traces: OrderedDict = OrderedDict()
+        self.uploaded: registry.Loaded | None = None  # a checkpoint zip uploaded in Inspect (upload.adopt)
+        self.upload_folder = None
 
     def add_run(self, run) -> None:
         old = self.runs.get(run.spec.tokenizer)
@@ -56,9 +58,16 @@ class Session:
         self.runs.clear()
         self.latest = None
         self.traces.clear()
+        upload.release(self)
 
     def model(self, key: str) -> registry.Loaded:
         """Resolve a model key (see the module docstring) to a loaded model."""
+        if byom.is_hf_key(key):  # a GPT-2 from Hugging Face, shared by all sessions (byom)
+            return byom.MODELS.get(key, wait_s=1.0)
+        if key == upload.UPLOADED:
+            if self.uploaded is None:
+                raise ValueError("this session has not uploaded a checkpoint yet: upload one in the Inspect tab.")
+            return self.uploaded
         if key.startswith("session-"):
             tok = key.split("-", 1)[1]
             run = self.runs.get(tok)
@@ -86,6 +95,9 @@ class Session:
         out = [(f"{name} (checkpoint)", name) for name in registry.checkpoint_names()]
         out += [(f"your trained {tok} model ({run.spec.preset})", f"session-{tok}") for tok, run in self.runs.items()]
         out += [(f"untrained {tok} model", f"untrained-{tok}") for tok in registry.TOKENIZERS]
+        out += byom.choices()
+        if self.uploaded is not None:
+            out.append((self.uploaded.label, upload.UPLOADED))
         return out
 
     def cached(self, key: tuple, compute):

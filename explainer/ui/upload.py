@@ -138,4 +138,40 @@ def import_checkpoint_zip(zip_path: str | Path, dest: str | Path):
     return model, tok, meta
 
 
-__all__ = ["import_checkpoint_zip", "UploadError", "MAX_WEIGHTS_BYTES", "SKIPPED"]
+UPLOADED = "uploaded"  # the model key of a session's uploaded checkpoint
+
+
+def adopt(session, zip_path: str | Path):
+    """Make an uploaded checkpoint zip ``session``'s model (key ``uploaded``), replacing an earlier
+    upload. Its files live in a new folder of this process's run folders, removed with the session."""
+    import uuid
+
+    from . import training
+    from .registry import Loaded
+
+    if not zip_path:
+        raise UploadError("choose a checkpoint zip to upload (the file the Train tab downloads).")
+    folder = training.RUNS_DIR / f"upload-{uuid.uuid4().hex[:12]}"
+    model, tok, meta = import_checkpoint_zip(zip_path, folder / "checkpoint")
+    model.requires_grad_(False)
+    label = f"your uploaded checkpoint ({tok.name}, step {meta.get('step', '?')})"
+    loaded = Loaded(UPLOADED, model, tok, label, meta, version=str(meta.get("weights_sha256", ""))[:12])
+    old = getattr(session, "upload_folder", None)
+    session.uploaded, session.upload_folder = loaded, folder
+    session.traces.clear()
+    if old is not None:
+        training.retire(old)
+    return loaded
+
+
+def release(session) -> None:
+    """Forget the session's upload and retire its folder (the session ended)."""
+    folder = getattr(session, "upload_folder", None)
+    session.uploaded, session.upload_folder = None, None
+    if folder is not None:
+        from . import training
+
+        training.retire(folder)
+
+
+__all__ = ["import_checkpoint_zip", "adopt", "release", "UploadError", "UPLOADED", "MAX_WEIGHTS_BYTES", "SKIPPED"]
