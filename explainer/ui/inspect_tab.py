@@ -13,6 +13,7 @@ from . import common, inspect_views, limits, registry
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
+from . import upload_panel
 
 DEFAULT_PROMPT = "ROMEO: But soft, what light"
 
@@ -115,6 +116,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
             sample_btn = gr.Button("Sample a continuation", elem_id="inspect-generate")
     continuation = gr.Textbox(label="Continuation (same temperature / top-k / top-p)", lines=4,
                               interactive=False, elem_id="inspect-continuation", elem_classes="pa-mono")
+    upload_panel.build(session, model)  # upload a checkpoint zip; Hugging Face GPT-2s are in the menu
     picked = gr.Textbox(visible="hidden", elem_id="head-pick")
 
     view_inputs = [prompt, model, layer, head, causal, scale, query, key, temperature, top_k, top_p]
