@@ -141,17 +141,36 @@ def import_checkpoint_zip(zip_path: str | Path, dest: str | Path):
 UPLOADED = "uploaded"  # the model key of a session's uploaded checkpoint
 
 
+def _uploads_dir() -> Path:
+    """This process's run folders (``training.RUNS_DIR``): swept at start-up when the process is gone."""
+    import os
+
+    from . import training
+
+    return getattr(training, "RUNS_DIR", training.EXPORT_ROOT / str(os.getpid()))
+
+
+def _retire(folder: Path) -> None:
+    """Delete an upload's folder once an answer that may still read it is delivered (``training.retire``)."""
+    from . import training
+
+    retire = getattr(training, "retire", None)
+    if retire is not None:
+        retire(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def adopt(session, zip_path: str | Path):
     """Make an uploaded checkpoint zip ``session``'s model (key ``uploaded``), replacing an earlier
     upload. Its files live in a new folder of this process's run folders, removed with the session."""
     import uuid
 
-    from . import training
     from .registry import Loaded
 
     if not zip_path:
         raise UploadError("choose a checkpoint zip to upload (the file the Train tab downloads).")
-    folder = training.RUNS_DIR / f"upload-{uuid.uuid4().hex[:12]}"
+    folder = _uploads_dir() / f"upload-{uuid.uuid4().hex[:12]}"
     model, tok, meta = import_checkpoint_zip(zip_path, folder / "checkpoint")
     model.requires_grad_(False)
     label = f"your uploaded checkpoint ({tok.name}, step {meta.get('step', '?')})"
@@ -160,7 +179,7 @@ def adopt(session, zip_path: str | Path):
     session.uploaded, session.upload_folder = loaded, folder
     session.traces.clear()
     if old is not None:
-        training.retire(old)
+        _retire(old)
     return loaded
 
 
@@ -169,9 +188,7 @@ def release(session) -> None:
     folder = getattr(session, "upload_folder", None)
     session.uploaded, session.upload_folder = None, None
     if folder is not None:
-        from . import training
-
-        training.retire(folder)
+        _retire(folder)
 
 
 __all__ = ["import_checkpoint_zip", "adopt", "release", "UploadError", "UPLOADED", "MAX_WEIGHTS_BYTES", "SKIPPED"]
