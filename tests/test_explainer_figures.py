@@ -1,6 +1,9 @@
 """Every trace figure builds for a char and a GPT-2 BPE model and draws exactly the trace's numbers."""
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -10,7 +13,9 @@ import torch
 from explainer import (all_heads_figure, averaging_trick_figure, before_after_figure, causal_mask_figure,
                        five_stages_figure, head_view_figure, next_token_figure, qk_products_figure,
                        top_next_tokens, trace_prompt)
-from explainer.figures.heads import MIN_LINE_WEIGHT
+from explainer.figures.common import MASK_GREY, token_categories
+from explainer.figures.heads import MIN_LINE_WEIGHT, head_view_data
+from explainer.figures.stages import MAX_KEY_TICKS, MAX_QUERY_TICKS
 from gpt import GPT, next_token_probs, preset_config
 
 PROMPT = "ROMEO: But soft, what light"
@@ -40,7 +45,9 @@ def test_five_stages_draws_every_stage(case):
     fig = five_stages_figure(tr, LAYER, HEAD)
     assert isinstance(fig, go.Figure)
     white = pio.templates["plotly_white"]
-    assert fig.layout.template.layout == white.layout and fig.layout.template.data.heatmap == white.data.heatmap
+    layout = fig.layout.template.layout
+    assert layout.xaxis.automargin is False and layout.yaxis.automargin is False  # margins by hand: fast repaint
+    assert layout.colorway == white.layout.colorway and fig.layout.template.data.heatmap == white.data.heatmap
     stages = {t.name: t for t in fig.data}
     _equal(stages["QKᵀ"].z, tr.scores[LAYER, HEAD])
     _equal(stages["scaled"].z, tr.scaled[LAYER, HEAD])
@@ -49,21 +56,36 @@ def test_five_stages_draws_every_stage(case):
     masked = np.asarray(stages["masked score"].z, dtype=np.float64)
     assert np.isnan(masked[~tr.mask]).all() and np.isfinite(masked[tr.mask]).all()  # NaN, never -inf / -1e9
     np.testing.assert_array_equal(masked[tr.mask], tr.masked[LAYER, HEAD][tr.mask])
-    overlay = stages["masked"]  # the grey cells, with a legend entry
-    assert overlay.showlegend and overlay.colorscale[0][1] == overlay.colorscale[-1][1]
-    assert np.isnan(np.asarray(overlay.z, dtype=float)[tr.mask]).all()
-    for name in ("QKᵀ", "scaled", "masked score", "output"):  # diverging scales centred on 0
+    assert fig.layout.plot_bgcolor == MASK_GREY  # the gaps (masked cells) show the grey background
+    own = {"QKᵀ": tr.scores[LAYER, HEAD], "scaled": tr.scaled[LAYER, HEAD],
+           "masked score": tr.masked[LAYER, HEAD][tr.mask], "output": tr.out[LAYER, HEAD]}
+    for name, values in own.items():  # diverging scales centred on 0, each on its own range
         t = stages[name]
-        assert t.zmid == 0 and t.zmin == -t.zmax > -np.inf
-    assert stages["QKᵀ"].zmax == pytest.approx(max(np.abs(tr.scores[LAYER, HEAD]).max(),
-                                                   np.abs(tr.scaled[LAYER, HEAD]).max()))
+        assert t.zmid == 0 and t.zmax == pytest.approx(float(np.abs(values).max()), rel=1e-6) and t.zmin == -t.zmax
+        assert t.colorbar.title.text == name or name == "output"
+    assert stages["scaled"].zmax < stages["QKᵀ"].zmax  # not one shared range: the scaled panel is not washed out
     assert (stages["weight"].zmin, stages["weight"].zmax) == (0, 1)
     text = _text(fig)
     assert f"× 1/√{tr.head_dim} = {tr.head_dim ** -0.5:.4g}" in text and "masked" in text
-    assert f"Layer {LAYER}, head {HEAD}" in text
-    assert list(fig.layout.xaxis.ticktext) == tr.tokens and fig.layout.xaxis.title.text == "key (attended to)"
+    assert f"Layer {LAYER}, head {HEAD}" in text and f"on {tr.n_tokens} tokens" in fig.layout.title.text
+    assert "[" not in fig.layout.title.text  # the model as trained: no toggle named
+    step = -(-tr.n_tokens // MAX_KEY_TICKS)
+    assert list(fig.layout.xaxis.ticktext) == tr.tokens[::step] and fig.layout.xaxis.title.text == "key (attended to)"
     assert fig.layout.yaxis.title.text == "query (attending)"
     assert "%{z:.4f}" in stages["weight"].hovertemplate and stages["weight"].y[3] == f"#3 '{tr.tokens[3]}'"
+    assert not fig.layout.shapes
+    outlined = five_stages_figure(tr, LAYER, HEAD, query=5)
+    assert [(s.y0, s.y1) for s in outlined.layout.shapes] == [(4.5, 5.5)] * 4
+    assert [s.yref for s in outlined.layout.shapes] == [a[1] for a in outlined.layout.meta["pa_axes"]]
+
+
+def test_five_stages_ticks_never_crowd(trained_char):
+    model, tok, _ = trained_char
+    tr = trace_prompt(model, tok, "a" * 32)
+    fig = five_stages_figure(tr, 0, 0)
+    assert len(fig.layout.xaxis.tickvals) <= MAX_KEY_TICKS and len(fig.layout.yaxis.tickvals) <= MAX_QUERY_TICKS
+    assert list(fig.layout.xaxis.tickvals) == token_categories(tr.tokens)[::2]  # every 2nd of 32 keys
+    assert len(fig.data[0].x) == 32  # every cell still there, its hover names the token
 
 
 def test_five_stages_labels_an_override_and_no_mask(trained_char):
@@ -71,32 +93,65 @@ def test_five_stages_labels_an_override_and_no_mask(trained_char):
     tr = trace_prompt(model, tok, PROMPT, causal=False, attn_scale=2.0)
     fig = five_stages_figure(tr, 0, 0)
     assert "× 2 (override)" in _text(fig) and "no mask" in _text(fig)
-    assert not any(t.name == "masked" for t in fig.data)
+    assert "causal mask off (changed)" in fig.layout.title.text and "scale changed to × 2" in fig.layout.title.text
+    assert not any(t.name == "masked score" and np.isnan(np.asarray(t.z, dtype=float)).any() for t in fig.data)
     unscaled = five_stages_figure(trace_prompt(model, tok, PROMPT, attn_scale=1.0), 0, 0)
-    assert "× 1 (override: unscaled)" in _text(unscaled)
+    assert "× 1 (override: unscaled)" in _text(unscaled) and "unscaled: QKᵀ × 1" in unscaled.layout.title.text
 
 
-def test_all_heads_grid_has_every_head(case):
+def test_toggles_are_named_in_every_title(trained_char):
+    model, tok, _ = trained_char
+    tr = trace_prompt(model, tok, PROMPT, attn_scale=1.0)
+    assert "unscaled" in all_heads_figure(tr).layout.title.text
+    assert "unscaled" in next_token_figure(tr, tok).layout.title.text
+    assert "unscaled" in head_view_data(tr, 0, 0)["title"] and "unscaled" in head_view_figure(tr, 0).layout.title.text
+    plain = trace_prompt(model, tok, PROMPT)
+    assert "[" not in next_token_figure(plain, tok).layout.title.text
+
+
+def test_next_token_title_marks_a_cut_only(trained_char):
+    model, tok, _ = trained_char
+    short = next_token_figure(trace_prompt(model, tok, "ROMEO:"), tok).layout.title.text
+    assert short.startswith("Next token after 'ROMEO:'")
+    tr = trace_prompt(model, tok, PROMPT)
+    long = next_token_figure(tr, tok).layout.title.text
+    assert long.startswith("Next token after '…" + "".join(tr.tokens[-24:]) + "'")
+
+
+def test_all_heads_grid_is_one_heatmap(case):
     model, _, tr, _ = case
     fig = all_heads_figure(tr)
-    T, step = tr.n_tokens, tr.n_tokens + 1
-    assert len(fig.data) == tr.n_layer  # one heatmap per layer, heads tiled side by side
-    for layer, heat in enumerate(fig.data):
-        assert heat.meta == (layer,) or list(heat.meta) == [layer]
-        z, custom = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
-        assert z.shape == (T, tr.n_head * step - 1) and (custom[..., 0] == layer).all()
-        for head in range(tr.n_head):
-            cols = slice(head * step, head * step + T)
-            np.testing.assert_array_equal(z[:, cols], tr.weights[layer, head])
-            assert (custom[:, cols, 1] == head).all()  # a click maps back to (layer, head)
-            entropy = f"mean row entropy {tr.entropy[layer, head].mean():.4f} nats"
-            assert all(entropy in label and f"head {head}" in label for label in heat.x[cols])
-            if head:
-                assert np.isnan(z[:, head * step - 1]).all()  # a blank column between tiles
-        assert (heat.zmin, heat.zmax) == (0, 1) and "%{z:.4f}" in heat.hovertemplate
-        assert list(heat.y) == [f"#{i} '{t}'" for i, t in enumerate(tr.tokens)]
+    L, H, T = tr.n_layer, tr.n_head, tr.n_tokens
+    assert len(fig.data) == 1  # one image-like trace, not one subplot per head
+    heat = fig.data[0]
+    z = np.asarray(heat.z)
+    assert z.dtype == np.uint8 and z.shape == (L * T, H * T) and (heat.zmin, heat.zmax) == (0, 100)
+    for layer in range(L):
+        for head in range(H):
+            tile = z[layer * T:(layer + 1) * T, head * T:(head + 1) * T].astype(float)
+            assert np.abs(tile - tr.weights[layer, head] * 100).max() <= 0.5 + 1e-4  # whole percents
+            assert heat.y[layer * T + 3] == f"layer {layer} · query #3 '{tr.tokens[3]}'"
+            assert heat.x[head * T + 2] == f"head {head} · key #2 '{tr.tokens[2]}'"
+    assert dict(fig.layout.meta)["pa_grid"] == dict(tokens=T, layers=L, heads=H)  # click -> (row // T, col // T)
+    assert "rounded to 1 %" in fig.layout.title.text and "rounded" in heat.hovertemplate
     assert list(fig.layout.xaxis.ticktext) == [f"head {h}" for h in range(model.config.n_head)]
-    assert sum(bool(t.showscale) for t in fig.data) == 1
+    assert len(fig.layout.shapes) == (H - 1) + (L - 1)  # the lines between tiles
+
+
+def test_head_view_data_is_the_models_weights(case):
+    _, _, tr, open_tr = case
+    for trace in (tr, open_tr):
+        data = json.loads(json.dumps(head_view_data(trace, LAYER, 1)))
+        T = trace.n_tokens
+        mask = np.unpackbits(np.frombuffer(base64.b64decode(data["mask"]), np.uint8))[:T * T].reshape(T, T)
+        np.testing.assert_array_equal(mask.astype(bool), trace.mask)
+        for head, b64 in enumerate(data["weights"]):
+            kept = np.frombuffer(base64.b64decode(b64), "<f4")
+            np.testing.assert_array_equal(kept, trace.weights[LAYER, head][trace.mask])  # exact float32
+        assert data["tokens"] == trace.tokens and data["selected"] == 1 and len(set(data["colors"])) == trace.n_head
+        assert "every pair drawn" in data["title"]
+    with pytest.raises(ValueError, match="head must be in"):
+        head_view_data(tr, LAYER, tr.n_head)
 
 
 def test_head_view_lines_match_weights(case):
@@ -133,6 +188,7 @@ def test_qk_products_figure_sums_to_the_models_score(case):
     assert "× 1/√" in by_name["steps"].x[1]
     future = qk_products_figure(tr, LAYER, HEAD, 1, i)
     assert "masked" in _text(future) and future.data[-1].y[i] == 0
+    assert "weight exactly 0" in future.layout.title.text and f"key #{i} " in future.layout.title.text
     with pytest.raises(ValueError, match="query must be"):
         qk_products_figure(tr, LAYER, HEAD, tr.n_tokens, 0)
 

@@ -20,7 +20,11 @@ def _plotly_white_for(trace_types: tuple[str, ...]) -> go.layout.Template:
     build (about half of it under load). The figures look exactly the same.
     """
     white = pio.templates["plotly_white"]
-    return go.layout.Template(layout=white.layout, data={t: white.data[t] for t in trace_types})
+    layout = go.Layout(white.layout)
+    # margins are set by hand: automargin makes plotly.js measure every tick label and redraw
+    # until the margins settle, the largest cost of a repaint in the browser
+    layout.xaxis.automargin = layout.yaxis.automargin = False
+    return go.layout.Template(layout=layout, data={t: white.data[t] for t in trace_types})
 
 
 TEMPLATE = _plotly_white_for(("heatmap", "scatter", "bar"))
@@ -61,9 +65,19 @@ def token_categories(tokens: list[str]) -> list[str]:
     return [f"#{i} '{t}'" for i, t in enumerate(tokens)]
 
 
-def token_axis(tokens: list[str]) -> dict:
-    """A categorical axis over token positions whose tick labels are the bare token strings."""
-    return dict(type="category", tickmode="array", tickvals=token_categories(tokens), ticktext=list(tokens),
+def tick_step(n: int, max_ticks: int) -> int:
+    """Label every ``step``-th token so at most ``max_ticks`` labels share an axis (they never collide)."""
+    return max(1, -(-int(n) // max(1, int(max_ticks))))
+
+
+def token_axis(tokens: list[str], max_ticks: int | None = None) -> dict:
+    """A categorical axis over token positions whose tick labels are the bare token strings.
+
+    With ``max_ticks`` only every k-th token is labelled (the hover always names the full token).
+    """
+    cats = token_categories(tokens)
+    step = tick_step(len(tokens), max_ticks or max(1, len(tokens)))
+    return dict(type="category", tickmode="array", tickvals=cats[::step], ticktext=list(tokens)[::step],
                 tickangle=0, tickfont=dict(size=10), showgrid=False, zeroline=False)
 
 
@@ -157,3 +171,16 @@ def token_heatmap(z: np.ndarray, query_cats: list[str], key_cats: list, axes: tu
 def build_figure(data: list[dict], layout: dict, **layout_updates) -> go.Figure:
     """One validated go.Figure from plain dicts, in the explainer's template."""
     return go.Figure(dict(data=data, layout=dict(layout, template=TEMPLATE, **layout_updates)))
+
+
+def toggles_label(trace) -> str:
+    """What Inspect's toggles changed, for figure titles: '' when the model runs as it was trained."""
+    parts = []
+    if trace.scale_overridden:
+        if trace.scale == 1.0:
+            parts.append("unscaled: QKᵀ × 1")
+        else:
+            parts.append(f"scale changed to × {trace.scale:.4g} ({trace.scale / trace.default_scale:g} × the model's)")
+    if trace.causal_overridden:
+        parts.append("causal mask " + ("on" if trace.causal else "off") + " (changed)")
+    return f" [{'; '.join(parts)}]" if parts else ""

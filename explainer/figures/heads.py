@@ -1,11 +1,13 @@
 """Many heads at once: the layers x heads grid of weights, and BertViz's head view."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 
 from ..trace import PromptTrace
-from .common import WEIGHT_COLORS, build_figure, message_figure, place_axes, token_categories
+from .common import WEIGHT_COLORS, build_figure, message_figure, toggles_label, token_categories
 
 HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
@@ -20,53 +22,66 @@ def _no_attention(trace: PromptTrace, title: str) -> go.Figure | None:
 
 
 def all_heads_figure(trace: PromptTrace) -> go.Figure:
-    """Every head's attention weights as a layers x heads grid of thumbnails.
+    """Every head's attention weights as a layers x heads grid of thumbnails, in ONE heatmap.
 
-    One heatmap per layer, its heads tiled side by side (NaN gaps between), which builds
-    several times faster than one subplot per head. Each cell's ``customdata`` is
-    (layer, head) as uint8, so a click in the UI maps straight back to its head, and the
-    key-axis labels carry each head's mean row entropy into the hover.
+    Tile (layer, head) is rows layer·T.. and columns head·T.. of a single (L·T) x (H·T)
+    matrix, separated by white lines, so the browser draws one image instead of many
+    subplots. The weights are sent as whole percents (uint8, 0..100): a thumbnail's colour
+    cannot show finer steps and the hover says so; the five stages show exact values.
+    ``layout.meta`` holds T, L and H, so a click at row r, column c selects head
+    (r // T, c // T).
     """
-    title = f"Attention weights of all {trace.n_layer} x {trace.n_head} heads (rows: layers, columns: heads)"
+    title = (f"Attention weights of all {trace.n_layer} x {trace.n_head} heads, in % rounded to 1 % "
+             f"(rows: layers, columns: heads; click one){toggles_label(trace)}")
     empty = _no_attention(trace, title)
     if empty is not None:
         return empty
     L, H, T = trace.n_layer, trace.n_head, trace.n_tokens
-    step = T + 1  # one blank column between tiles
-    queries = token_categories(trace.tokens)
-    row_height = 1.0 / L
-    layout: dict = {}
-    data = []
-    for layer in range(L):
-        z = np.full((T, H * step - 1), np.nan, dtype=np.float32)
-        custom = np.zeros(z.shape + (2,), dtype=np.uint8)
-        custom[..., 0] = layer
-        keys = []
-        for head in range(H):
-            cols = slice(head * step, head * step + T)
-            z[:, cols] = trace.weights[layer, head]
-            custom[:, cols, 1] = head
-            entropy = trace.entropy[layer, head].mean()
-            if head:
-                keys.append(f"gap {head}")
-            keys += [f"head {head} (mean row entropy {entropy:.4f} nats) · key {k}" for k in queries]
-        top = 1.0 - layer * row_height
-        box = (0.0, 1.0, max(0.0, top - row_height + 0.03), top)
-        axes = place_axes(layout, layer, box,
-                          x=dict(type="category", showgrid=False, zeroline=False, ticks="", side="top",
-                                 tickmode="array", tickvals=[keys[h * step + T // 2] for h in range(H)],
-                                 ticktext=[f"head {h}" for h in range(H)], showticklabels=layer == 0),
-                          y=dict(type="category", autorange="reversed", showgrid=False, zeroline=False,
-                                 showticklabels=False, title=f"layer {layer}"))
-        data.append(dict(
-            type="heatmap", z=z, x=keys, y=queries, xaxis=axes[0], yaxis=axes[1], customdata=custom,
-            meta=[layer], name=f"layer {layer}", colorscale=WEIGHT_COLORS, zmin=0, zmax=1, hoverongaps=False,
-            showscale=layer == 0, hovertemplate=("layer %{meta[0]}, %{x}<br>query %{y}<br>weight = %{z:.4f}"
-                                                 "<extra></extra>"),
-        ))
-    data[0]["colorbar"] = dict(title=dict(text="weight", side="right"), thickness=10, len=0.6)
-    return build_figure(data, layout, title=title, height=80 + max(160, 170 * L),
-                        margin=dict(l=50, r=20, t=90, b=20))
+    percent = np.rint(trace.weights * 100).astype(np.uint8)  # (L, H, T, T)
+    z = percent.transpose(0, 2, 1, 3).reshape(L * T, H * T)  # row = (layer, query), column = (head, key)
+    tokens = token_categories(trace.tokens)
+    x = [f"head {h} · key {k}" for h in range(H) for k in tokens]
+    y = [f"layer {lay} · query {q}" for lay in range(L) for q in tokens]
+    lines = [dict(type="line", xref="x", yref="paper", x0=h * T - 0.5, x1=h * T - 0.5, y0=0, y1=1,
+                  line=dict(color="white", width=3)) for h in range(1, H)]
+    lines += [dict(type="line", xref="paper", yref="y", y0=lay * T - 0.5, y1=lay * T - 0.5, x0=0, x1=1,
+                   line=dict(color="white", width=3)) for lay in range(1, L)]
+    data = [dict(type="heatmap", z=z, x=x, y=y, name="weights", colorscale=WEIGHT_COLORS, zmin=0, zmax=100,
+                 hoverongaps=False, colorbar=dict(title=dict(text="weight (%)", side="right"), thickness=10,
+                                                  len=0.6),
+                 hovertemplate="%{y}<br>%{x}<br>weight ≈ %{z} % (rounded)<extra></extra>")]
+    middle = T // 2
+    layout = dict(
+        xaxis=dict(type="category", showgrid=False, zeroline=False, ticks="", side="top", tickmode="array",
+                   tickvals=[x[h * T + middle] for h in range(H)], ticktext=[f"head {h}" for h in range(H)]),
+        yaxis=dict(type="category", autorange="reversed", showgrid=False, zeroline=False, ticks="",
+                   tickmode="array", tickvals=[y[lay * T + middle] for lay in range(L)],
+                   ticktext=[f"layer {lay}" for lay in range(L)]),
+        shapes=lines, meta=dict(pa_grid=dict(tokens=T, layers=L, heads=H)),
+    )
+    return build_figure(data, layout, title=dict(text=title, font=dict(size=13)),
+                        height=80 + max(200, 120 * L), margin=dict(l=70, r=20, t=90, b=20))
+
+
+def head_view_data(trace: PromptTrace, layer: int, selected: int = 0) -> dict:
+    """What the interactive head view draws (plain JSON): the tokens, the mask and every head's weights.
+
+    Weights go as base64 float32 of the allowed (query, key) pairs in row order, the mask as
+    packed bits (the model's own numbers, exactly: the browser reads them into a
+    Float32Array, so each line's data-weight is the trace's value). Every allowed
+    (query, key) pair gets a line; its opacity is its weight (0..1, linear, not thinned).
+    """
+    trace.check_head(layer, selected)
+    H, T = trace.n_head, trace.n_tokens
+    return dict(
+        layer=int(layer), selected=int(selected), tokens=list(trace.tokens), n_tokens=T,
+        colors=[HEAD_COLORS[h % len(HEAD_COLORS)] for h in range(H)],
+        mask=base64.b64encode(np.packbits(trace.mask.astype(np.uint8), axis=None).tobytes()).decode(),
+        weights=[base64.b64encode(np.ascontiguousarray(trace.weights[layer, h][trace.mask], dtype="<f4")
+                                  .tobytes()).decode() for h in range(H)],
+        title=f"Layer {layer}: line from each query (left) to each key (right), opacity = weight "
+              f"(0..1, every pair drawn){toggles_label(trace)}",
+    )
 
 
 def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:
@@ -98,7 +113,8 @@ def head_view_figure(trace: PromptTrace, layer: int, heads: list[int] | None = N
     ±0.05 (lines are grouped into ``OPACITY_LEVELS`` steps, each drawn at its midpoint);
     lines under ``MIN_LINE_WEIGHT`` are not drawn.
     """
-    title = f"Layer {layer}: which tokens each query attends to (line opacity = attention weight)"
+    title = (f"Layer {layer}: which tokens each query attends to (line opacity = attention weight)"
+             f"{toggles_label(trace)}")
     empty = _no_attention(trace, title)
     if empty is not None:
         return empty
@@ -123,5 +139,6 @@ def head_view_figure(trace: PromptTrace, layer: int, heads: list[int] | None = N
         yaxis=dict(autorange="reversed", visible=False),
         annotations=[dict(text="query (attending)", x=0, y=1.02, xref="x", yref="paper", showarrow=False),
                      dict(text="key (attended to)", x=1, y=1.02, xref="x", yref="paper", showarrow=False)],
-        legend=dict(title=dict(text="head (click to hide)")), margin=dict(l=20, r=20, t=70, b=20),
+        legend=dict(title=dict(text=f"head (click to hide)<br>opacity in {OPACITY_LEVELS} steps (±0.05);"
+                                     f"<br>weights < {MIN_LINE_WEIGHT} not drawn")), margin=dict(l=20, r=20, t=70, b=20),
     )

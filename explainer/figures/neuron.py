@@ -10,9 +10,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..trace import PromptTrace
-from .common import MASK_GREY, SCORE_COLORS, build_figure, panel_title, place_axes, scale_label, symmetric_limit
+from .common import (MASK_GREY, SCORE_COLORS, build_figure, panel_title, place_axes, scale_label, symmetric_limit,
+                     tick_step, toggles_label)
 
 CHOSEN, OTHER = "#d62728", "#9ecae1"
+MAX_ROW_TICKS = 20  # the softmax row labels every k-th key (hover names each)
 
 
 def _check_position(name: str, value: int, n: int) -> int:
@@ -39,8 +41,9 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     ax1 = place_axes(layout, 1, boxes[1], x=dict(title="head channel d", matches="x"),
                      y=dict(title="q_d · k_d", zeroline=True))
     ax2 = place_axes(layout, 2, boxes[2], x=dict(type="category"), y=dict(title="value", zeroline=True))
-    ax3 = place_axes(layout, 3, boxes[3], x=dict(title="key (attended to)", tickmode="array",
-                                                 tickvals=list(range(T)), ticktext=trace.tokens),
+    step = tick_step(T, MAX_ROW_TICKS)
+    ax3 = place_axes(layout, 3, boxes[3], x=dict(title="key (attended to)", tickmode="array", tickangle=0,
+                                                 tickvals=list(range(T))[::step], ticktext=trace.tokens[::step]),
                      y=dict(title="weight", range=[0, 1.05]))
     limit = symmetric_limit(q, k)
     step_names = ["Σ q_d·k_d = QKᵀ", scale_label(trace)]
@@ -72,6 +75,7 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     return build_figure(
         data, layout, annotations=annotations, showlegend=False, height=520, margin=dict(l=70, r=30, t=80, b=60),
         title=f"Layer {layer}, head {head}: how {q_name} scores {k_name} (QKᵀ = {score:.4f}, "
-              f"scaled = {scaled:.4f}, weight = {row[j]:.4f})",
+              f"scaled = {scaled:.4f}, " + (f"weight = {row[j]:.4f})" if allowed[j] else
+                                            "masked: −∞ before softmax, weight exactly 0)") + toggles_label(trace),
     )
 

@@ -11,7 +11,9 @@ import torch
 from gpt.sampling import next_token_probs
 
 from ..trace import PromptTrace
-from .common import build_figure
+from .common import build_figure, toggles_label
+
+CONTEXT_TOKENS = 24  # the title quotes at most this many of the prompt's last tokens
 
 
 def _settings_text(temperature: float, top_k: int | None, top_p: float | None) -> str:
@@ -51,10 +53,12 @@ def next_token_figure(trace: PromptTrace, tokenizer, *, temperature: float = 1.0
              marker=dict(symbol="diamond", size=9, color="#d62728"),
              hovertemplate="%{y}<br>raw probability = %{x:.4f}<extra>raw</extra>"),
     ]
-    context = "".join(trace.tokens[-12:])
+    shown = trace.tokens[-CONTEXT_TOKENS:]
+    cut = len(shown) < len(trace.tokens) or trace.cropped  # "…" only when the title does not show it all
+    context = ("…" if cut else "") + "".join(shown)
     return build_figure(
-        data, {}, title=f"Next token after '…{context}': top {len(top)} with {settings} "
-                        f"({kept} of {trace.logits.shape[0]} tokens possible)",
+        data, {}, title=f"Next token after '{context}': top {len(top)} with {settings} "
+                        f"({kept} of {trace.logits.shape[0]} tokens possible){toggles_label(trace)}",
         xaxis=dict(title="probability", range=[0, 1.08]),
         yaxis=dict(title="next token", type="category", autorange="reversed", categoryorder="array",
                    categoryarray=labels),

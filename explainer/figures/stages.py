@@ -4,9 +4,13 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..trace import PromptTrace
-from .common import (KEY_AXIS, MASK_NOTE, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, axis_names, build_figure,
-                     colorbar_right, mask_overlay, panel_row, panel_title, place_axes, scale_label,
-                     symmetric_limit, token_axis, token_categories, token_heatmap, without_masked)
+from .common import (KEY_AXIS, MASK_GREY, MASK_NOTE, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_figure,
+                     colorbar_right, panel_row, panel_title, place_axes, scale_label, symmetric_limit,
+                     toggles_label, token_axis, token_categories, token_heatmap, without_masked)
+
+MAX_KEY_TICKS = 16  # per panel: five panels share the width, so keys are labelled every k-th token
+MAX_QUERY_TICKS = 16
+QUERY_LINE = "#111111"
 
 
 def _mask_title(trace: PromptTrace) -> str:
@@ -15,52 +19,66 @@ def _mask_title(trace: PromptTrace) -> str:
     return "3 · + causal mask (future keys → −∞)"
 
 
-def five_stages_figure(trace: PromptTrace, layer: int, head: int) -> go.Figure:
+def query_row_shapes(axes: list[tuple[str, str]], query: int) -> list[dict]:
+    """An outline around row ``query`` of each query × key panel (the query picked in the head view)."""
+    return [dict(type="rect", xref=f"{x} domain", x0=0, x1=1, yref=y, y0=query - 0.5, y1=query + 0.5,
+                 line=dict(color=QUERY_LINE, width=1.5), fillcolor="rgba(0,0,0,0)", layer="above")
+            for x, y in axes]
+
+
+def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | None = None) -> go.Figure:
     """QKᵀ → × scale → + mask → softmax → × V for one head, on shared token axes.
 
-    The three score panels share one colour scale symmetric around 0, so the shrinking done
-    by the scaling is visible; the weights use the fixed range 0..1; masked cells are gaps
-    (NaN) drawn grey, never a huge negative colour.
+    Each score panel has its own colour scale, symmetric around 0 on that panel's own range
+    (the scaled scores are small: on the raw scores' range they would look white); the
+    weights use the fixed range 0..1; masked cells are gaps drawn in grey (the plot
+    background), never a huge negative colour. Tick labels are thinned so they never
+    collide; the hover names every token. ``query`` outlines that row in every panel.
+    ``layout.meta.pa_axes`` lists the query × key panels' axes, so the browser can move that
+    outline without a round trip.
     """
     trace.check_head(layer, head)
     tokens, T, D = trace.tokens, trace.n_tokens, trace.head_dim
     cats = token_categories(tokens)
-    scores, scaled = trace.scores[layer, head], trace.scaled[layer, head]
-    limit = symmetric_limit(scores, scaled)
+    masked = without_masked(trace.masked[layer, head], trace.mask)
     out = trace.out[layer, head]
-    out_limit = symmetric_limit(out)
-    boxes = panel_row(5, gap=0.045, widths=[1, 1, 1, 1, max(0.35, min(1.0, D / max(T, 1)))], top=0.9)
-    score = dict(colors=SCORE_COLORS, zmin=-limit, zmax=limit)
+    boxes = panel_row(5, gap=0.05, widths=[1, 1, 1, 1, max(0.35, min(1.0, D / max(T, 1)))], top=0.9)
+
+    def score(z):
+        limit = symmetric_limit(z)
+        return dict(colors=SCORE_COLORS, zmin=-limit, zmax=limit)
+
     panels = [
-        ("1 · QKᵀ (raw scores)", scores, "QKᵀ", score, None),
-        (f"2 · {scale_label(trace)}", scaled, "scaled", score, None),
-        (_mask_title(trace), without_masked(trace.masked[layer, head], trace.mask), "masked score", score,
-         "score"),
-        ("4 · softmax → weights (rows sum to 1)", trace.weights[layer, head], "weight",
-         dict(colors=WEIGHT_COLORS, zmin=0, zmax=1), "weight"),
+        ("1 · QKᵀ (raw scores)", trace.scores[layer, head], "QKᵀ"),
+        (f"2 · {scale_label(trace)}", trace.scaled[layer, head], "scaled"),
+        (_mask_title(trace), masked, "masked score"),
+        ("4 · softmax → weights (rows sum to 1)", trace.weights[layer, head], "weight"),
     ]
     layout: dict = {}
-    data, annotations = [], []
-    axis = token_axis(tokens)
-    for i, (title, z, name, style, bar) in enumerate(panels):
+    data, annotations, grid_axes = [], [], []
+    key_axis, query_ticks = token_axis(tokens, MAX_KEY_TICKS), token_axis(tokens, MAX_QUERY_TICKS)
+    for i, (title, z, name) in enumerate(panels):
         shared = dict(matches="x") if i else {}
-        query_axis = dict(title=QUERY_AXIS, **axis) if i == 0 else dict(matches="y", showticklabels=False)
-        axes = place_axes(layout, i, boxes[i], x=dict(title=KEY_AXIS, **shared, **axis),
+        query_axis = dict(title=QUERY_AXIS, **query_ticks) if i == 0 else dict(matches="y", showticklabels=False,
+                                                                                showgrid=False)
+        axes = place_axes(layout, i, boxes[i], x=dict(title=KEY_AXIS, **shared, **key_axis),
                           y=dict(autorange="reversed", **query_axis))
-        data.append(token_heatmap(z, cats, cats, axes, name=name, **style,
-                                  colorbar=colorbar_right(boxes[i], bar) if bar else None))
+        style = dict(colors=WEIGHT_COLORS, zmin=0, zmax=1) if name == "weight" else score(z)
+        data.append(token_heatmap(z, cats, cats, axes, name=name, **style, colorbar=colorbar_right(boxes[i], name)))
         annotations.append(panel_title(boxes[i], title))
+        grid_axes.append(axes)
     if not trace.mask.all():
-        data.append(mask_overlay(trace.mask, cats, *axis_names(2), showlegend=True))
-        annotations.append(dict(text=MASK_NOTE, x=0, y=-0.24, xref="paper", yref="paper", showarrow=False,
-                                xanchor="left", font=dict(size=11, color="#666")))
+        annotations.append(dict(text=MASK_NOTE + ";<br>each score panel has its own colour range, symmetric around 0",
+                                x=0, y=-0.26, xref="paper", yref="paper", showarrow=False, xanchor="left",
+                                font=dict(size=11, color="#555")))
     axes = place_axes(layout, 4, boxes[4], x=dict(title="head channel (d_v)", showgrid=False, zeroline=False),
                       y=dict(autorange="reversed", matches="y", showticklabels=False))
-    data.append(token_heatmap(out, cats, list(range(D)), axes, name="output", colors=SCORE_COLORS,
-                              zmin=-out_limit, zmax=out_limit, colorbar=colorbar_right(boxes[4], "output")))
+    data.append(token_heatmap(out, cats, list(range(D)), axes, name="output", **score(out),
+                              colorbar=colorbar_right(boxes[4], "output")))
     annotations.append(panel_title(boxes[4], "5 · × V → head output"))
+    shapes = query_row_shapes(grid_axes, int(query)) if query is not None and 0 <= int(query) < T else []
     return build_figure(
-        data, layout, annotations=annotations, height=440, margin=dict(l=60, r=50, t=80, b=90),
-        title=f"Layer {layer}, head {head}: the five stages of attention on {T} tokens",
-        legend=dict(orientation="h", x=1, xanchor="right", y=-0.2),
+        data, layout, annotations=annotations, shapes=shapes, height=500, margin=dict(l=60, r=50, t=90, b=100),
+        title=f"Layer {layer}, head {head}: the five stages of attention on {T} tokens{toggles_label(trace)}",
+        plot_bgcolor=MASK_GREY, meta=dict(pa_axes=[list(a) for a in grid_axes], pa_tokens=T),
     )
