@@ -97,6 +97,7 @@ def test_figure_draws_the_lens(trained_char):
     np.testing.assert_array_equal(np.asarray(heat.z), lens.top_probs[:, :, 0])
     assert (heat.zmin, heat.zmax) == (0, 1)
     assert np.asarray(heat.text).tolist() == lens.top_tokens[:, :, 0].tolist()
+    assert heat.texttemplate == "%{text}"  # each cell prints its top token
     assert list(heat.y) == lens.row_names
     hover = np.asarray(heat.customdata)[1, 2]
     assert f"{lens.top_tokens[1, 2, 2]}  {lens.top_probs[1, 2, 2]:.4f}" in hover

@@ -13,7 +13,7 @@ from . import common, inspect_views, limits, registry
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
-from . import upload_panel
+from . import roles_panel, upload_panel
 
 DEFAULT_PROMPT = "ROMEO: But soft, what light"
 
@@ -98,6 +98,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid")
         head_view = gr.Plot(label="Head view", elem_id="head-view")
+    roles_panel.build(session, prompt, model)  # head roles + logit lens; a cell click selects via #head-pick
     with gr.Row(equal_height=True):
         query = gr.Dropdown([], value=limits.MAX_INSPECT_TOKENS - 1, label="Query token (the one attending)",
                             allow_custom_value=True, elem_id="inspect-query")

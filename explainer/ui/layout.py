@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare_tab, inspect_tab, learn_tab, limits, train_tab
+from . import compare_tab, inspect_tab, learn_tab, limits, roles_panel, train_tab
 from .session import Session, cleanup_session, release_session
 
 # system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
@@ -86,5 +86,5 @@ def launch_kwargs() -> dict:
     No port or host is set: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as Spaces do).
     """
     theme = gr.themes.Soft(primary_hue="indigo", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return dict(theme=theme, css=CSS, head=HEAD_JS,
+    return dict(theme=theme, css=CSS, head=HEAD_JS + roles_panel.HEAD_JS,
                 max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True)

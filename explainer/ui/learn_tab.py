@@ -20,7 +20,7 @@ def show(session: Session, title: str, prompt: str):
     figs = step.figures(ctx)
     text = f"### {step.title}\n\n{step.text}"
     table = gr.update(visible=False)
-    if i == len(STEPS) - 1:
+    if step.figures is learn_steps.LADDER_FIGURES:
         rows, reference = learn_steps.ladder()
         headers, values = learn_steps.ladder_table(rows, reference)
         label = ("Measured on this project (reports/ladder.json)" if rows else
