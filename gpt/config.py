@@ -183,6 +183,8 @@ class TrainConfig:
     sample_tokens: int = _opt(100, "tokens per sample while training")
     seed: int = _opt(0, "random seed (initialisation, batches)")
     device: str = _opt("auto", "auto = cuda, then mps, then cpu", choices=DEVICES)
+    compile: bool = _opt(False, "torch.compile the training forward (true/false; pays off on a GPU after "
+                                "a warm-up compile of ~a minute)")
 
     def __post_init__(self) -> None:
         for name in ("max_iters", "batch_size", "eval_interval", "eval_iters"):
@@ -210,6 +212,8 @@ class TrainConfig:
         if not (0 < float(self.decay_frac) <= 1):
             raise ValueError(f"decay_frac must be in (0, 1], got {self.decay_frac!r}.")
         self._check_muon()
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}.")
         if self.device not in DEVICES:
             raise ValueError(f"device must be auto, cpu, cuda or mps, got {self.device!r}.")
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, read_meta, resolve_checkpoint
 from .config import PRESETS, TrainConfig
 from .data import DataError, load_text
@@ -108,6 +110,8 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not distributed.setup(args.device).is_main:  # under torchrun rank 0 alone prints and writes
+        sys.stdout = open(os.devnull, "w")
     command = "python -m gpt.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {run.trainer.step}; saving the model as it is.")
     wall = time.perf_counter() - t0
+    if not t.dist.is_main:
+        return 0
     extra = None
     if t.step < t.config.max_iters and not t.mid_step and not args.half:  # stopped early, between steps
         extra = save_train_state(t, out, info)
@@ -159,4 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    finally:
+        distributed.teardown()
+    sys.exit(code)

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import torch
 
+from . import accel, distributed
 from .config import TrainConfig
 from .data import TokenData
 from .model import eval_mode
@@ -98,8 +99,13 @@ class Trainer:
 
     def __post_init__(self):
         self.data.check_block_size(self.model.config.block_size)
-        self.device = resolve_device(self.config.device)
+        self.dist = distributed.current()  # world size 1 unless torchrun started this process
+        self.dist.check_batch(self.config.batch_size)
+        self.device = self.dist.device(resolve_device(self.config.device))
         self.model.to(self.device)
+        self.dist.broadcast_parameters(self.model)
+        self._forward = accel.compiled(self.model, self.config.compile)  # the training forward
+        self._losses, self._last_loss = accel.LossReader(self.device), float("nan")
         self.optimizer = make_optimizer(self.model, self.config)
         self.step = 0
         self.elapsed_offset = 0.0  # seconds trained before this trainer (a resumed run's curve continues)
@@ -158,6 +164,23 @@ class Trainer:
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
         return self._streams
 
+    def _read_loss(self, loss: torch.Tensor, end: int) -> float:
+        """This step's loss; a non-finite one raises TrainingDiverged before the optimiser step. On CUDA
+        it is read every few steps (accel.LossReader): in between, the last value read, and the
+        history's events get their own values when they are read."""
+        step = self.step + 1
+        read = self._losses.read(loss, step, force=step % self.config.eval_interval == 0 or step >= end)
+        events = {e.step: e for e in self.history[-len(read):]} if read else {}
+        for s, value in read:
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"the loss became {value} at step {s}: training stopped. "
+                                       "Lower the learning rate (or raise warmup) and start again.")
+            if s in events:
+                events[s].train_loss = value
+        if read:
+            self._last_loss = read[-1][1]
+        return self._last_loss
+
     def evaluate(self, generator: torch.Generator) -> tuple[float, float]:
         c = self.config
         return (estimate_loss(self.model, self.data, "train", c.batch_size, c.eval_iters, generator),
@@ -187,16 +210,14 @@ class Trainer:
             lr = lr_at(self.step, c)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            x, y = self.data.get_batch("train", c.batch_size, bs, batch_gen)
-            _, loss = self.model(x.to(self.device), y.to(self.device))
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(
-                    f"the loss became {loss_value} at step {self.step + 1}: training stopped. "
-                    "Lower the learning rate (or raise warmup) and start again."
-                )
+            x, y = self.data.get_batch("train", c.batch_size, bs, batch_gen)  # the global batch
             self.optimizer.zero_grad(set_to_none=True)
+            with accel.autocast(self.device):
+                _, loss = self._forward(accel.to_device(self.dist.shard(x), self.device),
+                                        accel.to_device(self.dist.shard(y), self.device))
             loss.backward()
+            loss = self.dist.average_gradients(self.model, loss)  # the global batch's loss and gradient
+            loss_value = self._read_loss(loss, end)
             if c.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.optimizer.step()
