@@ -5,6 +5,7 @@ transpose and every LayerNorm parameter change the logits visibly.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -251,3 +252,22 @@ def test_invalid_repo_id_or_path(tmp_path):
     f.write_text("{}")
     with pytest.raises(CheckpointError, match="is a file"):
         load_pretrained(f)
+
+
+def test_sharded_and_half_precision_files(reference, prompt_ids, tmp_path):
+    """save_pretrained's shards (model.safetensors.index.json) and float16 weights load too (as float32)."""
+    ref, _ = reference
+    ref.save_pretrained(tmp_path / "sharded", safe_serialization=True, max_shard_size="2MB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    assert not (tmp_path / "sharded" / "model.safetensors").exists()
+    model, _ = load_pretrained(tmp_path / "sharded")
+    with torch.no_grad():
+        assert (model(prompt_ids)[0] - _hf_logits(ref, prompt_ids)).abs().max().item() <= 2e-5
+    copy.deepcopy(ref).half().save_pretrained(tmp_path / "half", safe_serialization=True)  # the fixture stays fp32
+    model, _ = load_pretrained(tmp_path / "half")
+    assert model.wte.weight.dtype == torch.float32
+    with torch.no_grad():
+        assert (model(prompt_ids)[0] - _hf_logits(ref, prompt_ids)).abs().max().item() < 0.5  # float16 rounding
+    (tmp_path / "sharded" / sorted((tmp_path / "sharded").glob("model-*.safetensors"))[0].name).unlink()
+    with pytest.raises(CheckpointError, match="lacks the weight shard"):
+        load_pretrained(tmp_path / "sharded")

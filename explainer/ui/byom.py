@@ -118,16 +118,14 @@ class HFModels:
 
     def _load(self, key: str, src: str, slot: _Slot) -> None:
         from gpt.checkpoint import CheckpointError
-        from gpt.hf import gpt_config_from_hf, load_pretrained
+        from gpt.hf import load_pretrained, read_hf_config
 
         from .registry import Loaded
 
         try:
             folder = Path(src)
             if folder.is_dir():  # refuse a model too large before reading its weights
-                import json
-
-                config = gpt_config_from_hf(json.loads((folder / "config.json").read_text("utf-8")))
+                config = read_hf_config(folder)
                 if estimated_params(config) > MAX_HF_PARAMS:
                     raise CheckpointError(f"{display_name(key)} has {estimated_params(config):,} "
                                           f"parameters; this server loads GPT-2 models of at most "
