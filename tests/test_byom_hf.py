@@ -110,3 +110,11 @@ def test_every_session_sees_the_same_hf_model(hf_root, monkeypatch):
     assert ma.model is mb.model and ma.tokenizer.vocab_size == 50257
     with pytest.raises(ValueError, match="has not uploaded a checkpoint yet"):
         a.model("uploaded")
+
+
+def test_the_benchmark_measures_a_folder(hf_root):
+    from explainer import bench_hf
+
+    out = bench_hf.measure(hf_root / "tiny-gpt2", tokens=64, runs=1)
+    assert out["shape"] == "2x4x64" and out["prompt_tokens"] == 64 and out["params"] > 50257 * 64
+    assert out["load_s"] > 0 and out["trace_ms_median"] >= 0 and out["head_roles_ms_median"] >= 0
