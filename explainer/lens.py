@@ -51,6 +51,16 @@ def _check_k(k, vocab_size: int) -> int:
     return int(k)
 
 
+def _read(logits: torch.Tensor, k: int, final: torch.Tensor | None = None):
+    """(top-k probabilities, their ids, probability of ``final``) for (R, T, V) logits; ``final`` (R, T)
+    defaults to each row's own top-1. p = exp(logit - logsumexp) for just these tokens: no full softmax."""
+    log_z = torch.logsumexp(logits, dim=-1, keepdim=True)
+    top_logits, top_i = logits.topk(k, dim=-1)
+    final = top_i[..., 0] if final is None else final
+    final_p = (logits.gather(-1, final.unsqueeze(-1)) - log_z).exp().squeeze(-1)
+    return (top_logits - log_z).exp(), top_i, final_p
+
+
 @torch.no_grad()
 def logit_lens(model, tokenizer, prompt: str, *, k: int = 5) -> LogitLens:
     """The logit lens of ``prompt``: top-``k`` next tokens at the embeddings and after each block.
@@ -69,15 +79,12 @@ def logit_lens(model, tokenizer, prompt: str, *, k: int = 5) -> LogitLens:
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)
     with eval_mode(model):
         result, got = model.run_with_cache(idx, names, explicit=False)
-        rows = [model.lm_head(model.ln_f(torch.cat([got[n] for n in names])))] if model.config.n_layer else []
-        logits = torch.cat(rows + [result.logits]).float()  # (R, T, V)
-    # probabilities of just the tokens kept: exp(logit - logsumexp), without a full (R, T, V) softmax
-    log_z = torch.logsumexp(logits, dim=-1, keepdim=True)
-    top_logits, top_i = logits.topk(k, dim=-1)
-    top_p = (top_logits - log_z).exp()
-    final = result.logits[0].argmax(-1)  # (T,) the model's own top-1 at each position
-    final_logits = logits.gather(-1, final.expand(logits.shape[0], -1).unsqueeze(-1))
-    final_probs = (final_logits - log_z).exp().squeeze(-1)
+        top_p, top_i, final_probs = _read(result.logits.float(), k)  # the model's own prediction: the last row
+        final = top_i[0, :, 0]  # (T,) the model's own top-1 at each position
+        if model.config.n_layer:  # the earlier rows, each read on its own (no (R, T, V) concatenation)
+            earlier = model.lm_head(model.ln_f(torch.cat([got[n] for n in names]))).float()  # (R-1, T, V)
+            rows = _read(earlier, k, final.expand(earlier.shape[0], -1))
+            top_p, top_i, final_probs = (torch.cat([a, b]) for a, b in zip(rows, (top_p, top_i, final_probs)))
     top_ids = top_i.cpu().numpy()
     strings = tokenizer.token_strings(top_ids.reshape(-1).tolist())
     return LogitLens(

@@ -84,19 +84,19 @@ def test_compare_fills_the_grid(page):
 def test_inspect_click_a_thumbnail_selects_that_head(page):
     open_tab(page, "Inspect")
     page.wait_for_function(plot_js("heads-grid", "gd.data.length > 0"))
-    page.wait_for_function(plot_js("five-stages", "gd.data.length > 0"))
-    before = title_of(page, "five-stages")
-    assert "head 0" in before
+    page.wait_for_function(plot_js("pa-five-stages", "gd.data.length > 0"))
     layers, heads = map(int, re.search(r"(\d+) layers × (\d+) heads", page.inner_text("#inspect-notes")).groups())
+    current = int(re.search(r"head (\d+)", title_of(page, "pa-five-stages")).group(1))
+    target = (current + 1) % heads
     grid = page.locator("#heads-grid .js-plotly-plot")
     grid.scroll_into_view_if_needed()
     box, size = grid.bounding_box(), page.evaluate(plot_js("heads-grid", "gd._fullLayout._size"))
-    # the thumbnails tile the plotting area, layers as rows and heads as columns: click layer 0, head 1
-    page.mouse.click(box["x"] + size["l"] + size["w"] * 1.5 / heads, box["y"] + size["t"] + size["h"] * 0.5 / layers)
-    title = plot_js("five-stages", "JSON.stringify(gd.layout.title)")
-    page.wait_for_function(f"{title} !== null && !{title}.includes('head 0')")
-    assert "head 1" in title_of(page, "five-stages")
-    assert page.input_value("#inspect-head input") == "head 1"
+    # one heatmap tiles the plotting area, layers as rows and heads as columns: click layer 0, head `target`
+    page.mouse.click(box["x"] + size["l"] + size["w"] * (target + 0.5) / heads,
+                     box["y"] + size["t"] + size["h"] * 0.5 / layers)
+    title = plot_js("pa-five-stages", "JSON.stringify(gd.layout.title)")
+    page.wait_for_function(f"{title} !== null && {title}.includes('Layer 0, head {target}:')")
+    assert page.input_value("#inspect-head input") == f"head {target}"
     shot(page, "inspect")
 
 

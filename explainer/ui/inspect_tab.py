@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import common, inspect_views, limits, registry
+from . import common, head_view, inspect_views, limits, registry, roles_panel
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
-from . import roles_panel, upload_panel
+from . import upload_panel
 
 DEFAULT_PROMPT = "ROMEO: But soft, what light"
 
@@ -29,14 +29,46 @@ def inspect(session: Session, prompt: str, model: str, layer: int, head: int, ca
                                               temperature, top_k, top_p)))
 
 
-def redraw_head(session: Session, *args):
+def press(session: Session, *args):
+    """The first half of a press: notes, five stages and selectors (painted before the rest)."""
+    return inspect_views.first(session, _view(args))
+
+
+def press_rest(session: Session, *args):
+    """The second half: all-heads grid, head view, q·k products and next-token chart."""
+    return inspect_views.rest(session, _view(args))
+
+
+def opening(session: Session, opened: bool, *args):
+    """The tab's first visit opens on the strongest previous-token head of the default prompt."""
+    v = _view(args)
+    if not opened:
+        _, tr, _ = inspect_views.get_trace(session, v)
+        v.layer, v.head = inspect_views.previous_token_head(tr)
+    return (True, *inspect_views.first(session, v))
+
+
+def redraw_layer(session: Session, *args):
     _, tr, _ = inspect_views.get_trace(session, _view(args))
     return inspect_views.head_figures(tr, _view(args))
+
+
+def redraw_head(session: Session, *args):
+    _, tr, _ = inspect_views.get_trace(session, _view(args))
+    return inspect_views.stages_figure(tr, _view(args)), inspect_views.qk_figure(tr, _view(args))
 
 
 def redraw_qk(session: Session, *args):
     _, tr, _ = inspect_views.get_trace(session, _view(args))
     return inspect_views.qk_figure(tr, _view(args))
+
+
+def pick_query(session: Session, evt: gr.EventData, *args):
+    """A query locked in the head view: select it and redraw the q·k products for it."""
+    v = _view(args)
+    v.query = inspect_views.index("query", (evt._data or {}).get("query"))
+    _, tr, _ = inspect_views.get_trace(session, v)
+    return v.query, inspect_views.qk_figure(tr, v)
 
 
 def redraw_distribution(session: Session, *args):
@@ -53,6 +85,12 @@ def pick_head(session: Session, picked: str, *args):
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
     return (v.layer, v.head, *inspect_views.head_figures(tr, v))
+
+
+def trace_file(session: Session, *args) -> str:
+    """The trace behind the views as a .npz (q, k, v, scores, weights, ... and tokens) for a notebook."""
+    _, tr, _ = inspect_views.get_trace(session, _view(args))
+    return inspect_views.trace_npz(tr)
 
 
 def generate(session: Session, prompt: str, model: str, max_new_tokens: int, temperature: float,
@@ -79,61 +117,88 @@ def refresh_models(session: Session, current: str):
 
 
 def build(session: gr.State, tab: gr.Tab) -> None:
-    """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``)."""
-    with gr.Row():
-        prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", scale=3, max_lines=3, elem_id="inspect-prompt")
+    """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``).
+
+    A press paints the five stages first, then the rest (``.then``); selector changes send
+    only the views that depend on them. Another panel can select a head by writing
+    'layer,head,nonce' into the hidden ``#head-pick`` box (the grid's click bridge does).
+    """
+    with gr.Row(elem_classes="pa-wrap"):
+        prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", scale=3, min_width=240, max_lines=3, elem_id="pa-prompt")
         model = gr.Dropdown(choices=Session().choices(), value=registry.default_model_key(), label="Model",
-                            allow_custom_value=True, scale=2,
-                            elem_id="inspect-model")
+                            allow_custom_value=True, scale=2, min_width=200, elem_id="inspect-model")
         with gr.Column(scale=1, min_width=120):
-            run = gr.Button("Inspect", variant="primary", elem_id="inspect-go")
-    with gr.Row():
-        layer = gr.Dropdown([("layer 0", 0)], value=0, label="Layer", allow_custom_value=True, elem_id="inspect-layer")
-        head = gr.Dropdown([("head 0", 0)], value=0, label="Head", allow_custom_value=True, elem_id="inspect-head")
-        causal = gr.Checkbox(True, label="Causal mask (decoder)", elem_id="inspect-causal")
-        scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2,
+            run = gr.Button("Inspect", variant="primary", elem_id="pa-inspect-btn")
+    with gr.Row(elem_classes="pa-wrap"):
+        layer = gr.Dropdown([("layer 0", 0)], value=0, label="Layer", allow_custom_value=True, min_width=110,
+                            elem_id="inspect-layer")
+        head = gr.Dropdown([("head 0", 0)], value=0, label="Head", allow_custom_value=True, min_width=110,
+                           elem_id="inspect-head")
+        causal = gr.Checkbox(True, label="Causal mask (decoder)", min_width=150, elem_id="inspect-causal")
+        scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2, min_width=240,
                          elem_id="inspect-scale")
     info = gr.Markdown(label="Notes", elem_id="inspect-notes")
-    stages = gr.Plot(label="Five stages of the selected head", elem_id="five-stages")
-    with gr.Row(equal_height=False):
-        grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid")
-        head_view = gr.Plot(label="Head view", elem_id="head-view")
+    stages = gr.Plot(label="Five stages of the selected head", elem_id="pa-five-stages")
+    with gr.Row(equal_height=False, elem_classes="pa-wrap"):
+        grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid",
+                       min_width=320)
+        with gr.Column(min_width=300):
+            view = head_view.head_view_html()
     roles_panel.build(session, prompt, model)  # head roles + logit lens; a cell click selects via #head-pick
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_classes="pa-wrap"):
         query = gr.Dropdown([], value=limits.MAX_INSPECT_TOKENS - 1, label="Query token (the one attending)",
-                            allow_custom_value=True, elem_id="inspect-query")
+                            allow_custom_value=True, min_width=160, elem_id="inspect-query")
         key = gr.Dropdown([], value=0, label="Key token (the one attended to)", allow_custom_value=True,
-                          elem_id="inspect-key")
+                          min_width=160, elem_id="inspect-key")
     qk = gr.Plot(label="q·k products for the chosen query and key", elem_id="qk-products")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_classes="pa-wrap"):
         temperature = common.slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
         top_k = common.slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
         top_p = common.slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
     dist = gr.Plot(label="Next-token distribution", elem_id="next-token")
-    with gr.Row():
+    with gr.Row(elem_classes="pa-wrap"):
         n_new = common.slider(1, limits.MAX_NEW_TOKENS, value=100, step=1, label="New tokens")
         seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
         with gr.Column(min_width=160):
-            sample_btn = gr.Button("Sample a continuation", elem_id="inspect-generate")
-    continuation = gr.Textbox(label="Continuation (same temperature / top-k / top-p)", lines=4,
-                              interactive=False, elem_id="inspect-continuation", elem_classes="pa-mono")
+            sample_btn = gr.Button("Sample a continuation (model as trained: mask / scale toggles not applied)",
+                                   elem_id="inspect-generate")
+    continuation = gr.Textbox(label="Continuation (same temperature / top-k / top-p; the model's own mask "
+                                    "and scale)", lines=4, interactive=False, elem_id="inspect-continuation",
+                              elem_classes="pa-mono")
+    with gr.Row(elem_classes="pa-wrap"):
+        trace_btn = gr.Button("Download this trace (.npz: q, k, v, scores, weights, tokens)",
+                              elem_id="pa-trace-btn")
+        trace_out = gr.File(label="Trace", elem_id="pa-trace-file", interactive=False)
     upload_panel.build(session, model)  # upload a checkpoint zip; Hugging Face GPT-2s are in the menu
     picked = gr.Textbox(visible="hidden", elem_id="head-pick")
+    opened = gr.State(False)
+    api = gr.Button(visible=False)
 
     view_inputs = [prompt, model, layer, head, causal, scale, query, key, temperature, top_k, top_p]
     lane = dict(concurrency_id="inspect", concurrency_limit=limits.INSPECT_CONCURRENCY)
-    full_outputs = [info, stages, grid, head_view, qk, dist, layer, head, query, key]
-    gr.on([run.click, prompt.submit, model.input, causal.input, scale.input], friendly(inspect),
-          [session, *view_inputs], full_outputs, api_name="inspect", **lane)
-    tab.select(refresh_models, [session, model], model, api_visibility="private", **lane).then(
-        friendly(inspect), [session, *view_inputs], full_outputs, api_visibility="private", **lane)
-    gr.on([layer.input, head.input], friendly(redraw_head), [session, *view_inputs], [stages, head_view, qk],
-          api_visibility="private", trigger_mode="always_last", **lane)
+    private = dict(api_visibility="private", **lane)
+    first_outputs = [info, stages, layer, head, query, key]
+    rest_outputs = [grid, view, qk, dist]
+    api.click(friendly(inspect), [session, *view_inputs], [info, stages, grid, view, qk, dist, layer, head, query, key],
+              api_name="inspect", **lane)
+    gr.on([run.click, prompt.submit, model.input, causal.input, scale.input], friendly(press),
+          [session, *view_inputs], first_outputs, **private).then(
+        friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
+    tab.select(refresh_models, [session, model], model, **private).then(
+        friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **private).then(
+        friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
+    gr.on([layer.input], friendly(redraw_layer), [session, *view_inputs], [stages, view, qk],
+          trigger_mode="always_last", **private)
+    gr.on([head.input], friendly(redraw_head), [session, *view_inputs], [stages, qk],
+          trigger_mode="always_last", **private)
+    head.change(None, [head], None, js="(h) => { window.paHeadView && window.paHeadView.selectHead(h); }")
+    query.change(None, [query], None, js="(q) => { window.paHeadView && window.paHeadView.outline(q); }")
     gr.on([query.input, key.input], friendly(redraw_qk), [session, *view_inputs], qk,
-          api_visibility="private", trigger_mode="always_last", **lane)
+          trigger_mode="always_last", **private)
+    view.select(friendly(pick_query), [session, *view_inputs], [query, qk], trigger_mode="always_last", **private)
     gr.on([temperature.input, top_k.input, top_p.input], friendly(redraw_distribution), [session, *view_inputs],
-          dist, api_visibility="private", trigger_mode="always_last", **lane)
-    picked.change(friendly(pick_head), [session, picked, *view_inputs], [layer, head, stages, head_view, qk],
-                  api_visibility="private", **lane)
+          dist, trigger_mode="always_last", **private)
+    picked.change(friendly(pick_head), [session, picked, *view_inputs], [layer, head, stages, view, qk], **private)
+    trace_btn.click(friendly(trace_file), [session, *view_inputs], trace_out, **private)
     gr.on([sample_btn.click], friendly(generate), [session, prompt, model, n_new, temperature, top_k, top_p, seed],
           continuation, api_name="generate", **lane)

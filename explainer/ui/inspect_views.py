@@ -6,17 +6,24 @@ cached in the session, so moving them never re-runs the network.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 import gradio as gr
 
-from explainer import (all_heads_figure, five_stages_figure, head_view_figure, next_token_figure,
-                       qk_products_figure, trace_prompt)
+from explainer import all_heads_figure, five_stages_figure, next_token_figure, qk_products_figure, trace_prompt
 from explainer.figures.common import message_figure
+from explainer.figures.heads import head_view_data
+from gpt.data import atomic_write_bytes
 from gpt.model import attention_scale
 
-from . import common, limits
+from . import common, head_view, limits
 
 SCALES = ["×0.5", "×1", "×2", "unscaled"]
 
@@ -93,17 +100,39 @@ def _or_message(title: str, draw):
 def qk_figure(tr, v: View):
     """The q·k products of the selected head for the chosen query and key."""
     last = tr.n_tokens - 1
-    query = min(int(v.query), last)
-    key = min(int(v.key), query if tr.causal else last)
+    query, key = min(int(v.query), last), min(int(v.key), last)  # a masked key is shown as masked
     return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key))
+
+
+def stages_figure(tr, v: View):
+    """The five stages of the selected head (the browser outlines the selected query's row)."""
+    return _or_message("Five stages", lambda: five_stages_figure(tr, int(v.layer), int(v.head)))
+
+
+def head_view_value(tr, v: View) -> str:
+    """The interactive head view's value: every head of the selected layer, the selected one shown."""
+    try:
+        return head_view.to_value(head_view_data(tr, int(v.layer), int(v.head)))
+    except ValueError as e:
+        return head_view.to_value({"message": str(e)})
 
 
 def head_figures(tr, v: View):
     """Five stages, head view and q·k products of the selected head."""
-    layer, head = int(v.layer), int(v.head)
-    return (_or_message("Five stages", lambda: five_stages_figure(tr, layer, head)),
-            _or_message("Head view", lambda: head_view_figure(tr, layer, [head])),
-            qk_figure(tr, v))
+    return stages_figure(tr, v), head_view_value(tr, v), qk_figure(tr, v)
+
+
+def previous_token_head(tr) -> tuple[int, int]:
+    """The (layer, head) whose queries put the most weight on the token just before them.
+
+    Mean of weights[i, i-1] over the prompt's queries 1..T-1, straight from this trace: the
+    head Inspect opens on, since a previous-token head is the easiest pattern to read.
+    """
+    if tr.n_layer == 0 or tr.n_tokens < 2:
+        return 0, 0
+    prev = tr.weights.diagonal(offset=-1, axis1=2, axis2=3).mean(-1)  # (L, H)
+    layer, head = divmod(int(prev.argmax()), tr.n_head)
+    return layer, head
 
 
 def distribution(loaded, tr, v: View):
@@ -132,18 +161,36 @@ def selectors(tr, v: View) -> tuple:
             gr.update(choices=tokens, value=int(v.query)), gr.update(choices=tokens, value=int(v.key)))
 
 
-def full(session, v: View) -> tuple:
-    """Everything the tab shows: notes, five figures and fitted selectors."""
+def first(session, v: View) -> tuple:
+    """What a press repaints first: notes, the five stages and the fitted selectors."""
     loaded, tr, cropped = get_trace(session, v)
+    text = fit(tr, v)
+    return (notes(loaded, tr, cropped) + text, stages_figure(tr, v), *selectors(tr, v))
+
+
+def rest(session, v: View) -> tuple:
+    """What follows the five stages: all-heads grid, head view, q·k products, next-token chart."""
+    loaded, tr, _ = get_trace(session, v)
+    fit(tr, v)
+    return all_heads_figure(tr), head_view_value(tr, v), qk_figure(tr, v), distribution(loaded, tr, v)
+
+
+def fit(tr, v: View) -> str:
+    """Clamp the View to this trace (in place); a note when the asked head does not exist."""
     asked = int(v.layer), int(v.head)
     v.layer, v.head = min(asked[0], max(0, tr.n_layer - 1)), min(asked[1], max(0, tr.n_head - 1))
     v.query, v.key = min(int(v.query), tr.n_tokens - 1), min(int(v.key), tr.n_tokens - 1)
-    text = notes(loaded, tr, cropped)
     if tr.n_layer and asked != (v.layer, v.head):
-        text += (f"  \nLayer {asked[0]}, head {asked[1]} does not exist in this model: "
-                 f"showing layer {v.layer}, head {v.head}.")
-    stages, head_view, qk = head_figures(tr, v)
-    return (text, stages, all_heads_figure(tr), head_view, qk, distribution(loaded, tr, v), *selectors(tr, v))
+        return (f"  \nLayer {asked[0]}, head {asked[1]} does not exist in this model: "
+                f"showing layer {v.layer}, head {v.head}.")
+    return ""
+
+
+def full(session, v: View) -> tuple:
+    """Everything /inspect returns: notes, five-stage figure, grid, head view, q·k, next token, selectors."""
+    text, stages, *chosen = first(session, v)
+    grid, view, qk, dist = rest(session, v)
+    return (text, stages, grid, view, qk, dist, *chosen)
 
 
 def pick(text: str) -> tuple[int, int]:
@@ -153,3 +200,24 @@ def pick(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"could not read a head from {text!r}.") from None
     return layer, head
+
+
+TRACE_DIR = Path(tempfile.gettempdir()) / "playattention-traces"
+TRACE_ARRAYS = ("q", "k", "v", "scores", "scaled", "masked", "weights", "out", "mask", "logits")
+
+
+def trace_npz(tr) -> str:
+    """Write the trace as a .npz (the model's arrays, its token strings and ids, its settings); returns its path.
+
+    Named by its content's hash, so the same trace is written once.
+    """
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{name: getattr(tr, name) for name in TRACE_ARRAYS},
+                        tokens=np.array(tr.tokens, dtype=str), ids=np.array(tr.ids, dtype=np.int64),
+                        scale=np.float64(tr.scale), causal=np.bool_(tr.causal), prompt=np.array(tr.prompt))
+    data = buf.getvalue()
+    path = TRACE_DIR / f"trace-{hashlib.sha256(data).hexdigest()[:16]}.npz"
+    if not path.exists():
+        TRACE_DIR.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    return str(path)

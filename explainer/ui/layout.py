@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare_tab, inspect_tab, learn_tab, limits, roles_panel, train_tab
+from . import compare_tab, inspect_page, inspect_tab, learn_tab, limits, roles_panel, train_tab
 from .session import Session, cleanup_session, release_session
 
 # system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
@@ -29,28 +29,7 @@ CSS = """
 .pa-mono textarea, .pa-mono .textfield { font-family: var(--font-mono); }
 """
 
-# Plotly figures inside gr.Plot have no click event in Gradio: this bridge forwards a click
-# on the all-heads grid to a hidden textbox, whose change event selects that head.
-HEAD_JS = """
-<script>
-(() => {
-  const hook = () => {
-    const plot = document.querySelector('#heads-grid .js-plotly-plot');
-    if (!plot || plot.dataset.paHooked === '1' || !plot.on) return;
-    plot.dataset.paHooked = '1';
-    plot.on('plotly_click', (ev) => {
-      const p = ev && ev.points && ev.points[0];
-      if (!p || !p.customdata) return;
-      const box = document.querySelector('#head-pick textarea, #head-pick input');
-      if (!box) return;
-      box.value = `${p.customdata[0]},${p.customdata[1]},${Date.now()}`;
-      box.dispatchEvent(new Event('input', { bubbles: true }));
-    });
-  };
-  new MutationObserver(hook).observe(document.documentElement, { childList: true, subtree: true });
-})();
-</script>
-"""
+HEAD_JS = inspect_page.HEAD_JS  # the Inspect figures' click bridge, downloads and phone layout
 
 
 def build_demo() -> gr.Blocks:
@@ -86,5 +65,5 @@ def launch_kwargs() -> dict:
     No port or host is set: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as Spaces do).
     """
     theme = gr.themes.Soft(primary_hue="indigo", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return dict(theme=theme, css=CSS, head=HEAD_JS + roles_panel.HEAD_JS,
+    return dict(theme=theme, css=CSS + inspect_page.CSS, head=HEAD_JS + roles_panel.HEAD_JS,
                 max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True)

@@ -17,7 +17,7 @@ from explainer.figures.training import loss_curves_figure
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import admission, common, limits
+from . import admission, common, limits, training
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -236,10 +236,14 @@ def build(session: gr.State) -> None:
             preset_note = gr.Markdown(f"*{p['note']}*")
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():
-                    iters = common.slider(limits.MIN_ITERS, limits.MAX_ITERS, value=500, step=10, label="Iterations")
-                    lr = gr.Number(1e-3, label="Learning rate", info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}")
+                    iters = common.slider(limits.MIN_ITERS, limits.MAX_ITERS, value=training.FAST_RECIPE["iters"],
+                                          step=10, label="Iterations")
+                    lr = gr.Number(training.FAST_RECIPE["lr"], label="Learning rate",
+                                   info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}; AdamW β1 0.8, warm-up then "
+                                        "stable, the last 40 % decaying to lr/20")
                 with gr.Row():
-                    batch = common.slider(1, limits.MAX_BATCH, value=12, step=1, label="Batch size")
+                    batch = common.slider(1, limits.MAX_BATCH, value=training.FAST_RECIPE["batch_size"], step=1,
+                                          label="Batch size")
                     block = common.slider(2, limits.MAX_BLOCK, value=p["block_size"], step=1, label="Block size")
                 with gr.Row():
                     layers = common.slider(0, limits.MAX_LAYERS, value=p["n_layer"], step=1, label="Layers")

@@ -1,0 +1,170 @@
+"""How fast Inspect repaints in a real browser: ``python -m explainer.ui.bench_browser``.
+
+A benchmark, not a test: it launches the app on a loopback port, drives Debian's chromium
+through Playwright and prints medians of
+  * press Inspect -> the five stages repainted for a new prompt (7 prompts of 20-60 characters),
+  * head / layer / query selector change -> the views that depend on it repainted,
+and the bytes that came down the queue's event stream per update (Chrome DevTools'
+``Network.dataReceived``). Each time runs from the browser's first ``pointerdown`` of the
+action to the animation frame after the figure holds the new state, so it includes the
+request, the server, the transfer, ``JSON.parse`` and plotly's drawing. Other jobs on the
+machine move these numbers: quote the load with them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PROMPTS = [  # distinct lengths (20..60 characters), so each press changes the token count
+    "ROMEO: But soft, wha",
+    "JULIET: O Romeo, Romeo! wherefo",
+    "First Citizen: Before we proceed any f",
+    "KING RICHARD II: Now, my lord, what news of t",
+    "MENENIUS: I tell you, friends, most charitable car",
+    "LADY MACBETH: Out, damned spot! out, I say! One; two: why",
+    "HAMLET: To be, or not to be, that is the question: Whether ",
+]
+# the app's element ids (the old ones too, so the same script measured the code before the change)
+FIVE_STAGES = "#pa-five-stages .js-plotly-plot, #five-stages .js-plotly-plot"
+QK = "#qk-products .js-plotly-plot"
+PROMPT_BOX = "#pa-prompt textarea, #inspect-prompt textarea"
+INSPECT_BTN = "#pa-inspect-btn, #inspect-go"
+
+WAIT_JS = """async ([sel, cond]) => {
+  const test = new Function('gd', 'return ' + cond);
+  const ok = () => { const gd = document.querySelector(sel); try { return gd && gd.layout && test(gd); }
+                     catch (e) { return false; } };
+  while (!ok()) await new Promise(r => setTimeout(r, 2));
+  await new Promise(r => requestAnimationFrame(() => r()));
+  return performance.now() - window.__paT0;
+}"""
+ARM_JS = """() => { window.__paT0 = null;
+  addEventListener('pointerdown', () => { window.__paT0 = performance.now(); }, {capture: true, once: true}); }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _title(cond: str) -> str:
+    return f"(gd.layout.title && (gd.layout.title.text || gd.layout.title) || '').{cond}"
+
+
+class Meter:
+    """Bytes received on the queue's streams (Gradio sends every update down one of them)."""
+
+    def __init__(self, page):
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("Network.enable")
+        self.streams: set[str] = set()
+        self.bytes = 0
+        self.cdp.on("Network.requestWillBeSent", self._request)
+        self.cdp.on("Network.dataReceived", self._data)
+
+    def _request(self, ev):
+        if "/queue/data" in ev["request"]["url"] or "/queue/join" in ev["request"]["url"]:
+            self.streams.add(ev["requestId"])
+
+    def _data(self, ev):
+        if ev["requestId"] in self.streams:
+            self.bytes += int(ev.get("dataLength", 0))
+
+    def take(self) -> int:
+        n, self.bytes = self.bytes, 0
+        return n
+
+
+def _timed(page, meter, steps, sel: str, cond: str, settle_ms: int = 250) -> tuple[float, int]:
+    prepare, act = steps
+    prepare()
+    page.evaluate(ARM_JS)
+    meter.take()
+    act()
+    ms = page.evaluate(WAIT_JS, [sel, cond])
+    page.wait_for_timeout(settle_ms)  # let the rest of the same update arrive before counting bytes
+    return ms, meter.take()
+
+
+def _pick(page, selector_id: str, option):
+    def prepare():
+        page.click(f"#{selector_id} input")
+        page.get_by_role("option", name=option).first.wait_for()
+
+    def act():
+        page.get_by_role("option", name=option).first.click()
+    return prepare, act
+
+
+def _press(page, prompt: str):
+    def prepare():
+        page.fill(PROMPT_BOX, prompt)
+
+    def act():
+        page.click(INSPECT_BTN)
+    return prepare, act
+
+
+def run(url: str, rounds: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[tuple[float, int]]] = {"press": [], "head": [], "layer": [], "query": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        meter = Meter(page)
+        page.get_by_role("tab", name="Inspect").click()
+        page.wait_for_function(f"(() => {{ const gd = document.querySelector({FIVE_STAGES!r}); "
+                               f"return gd && gd.data && gd.data.length > 0; }})()")
+        page.wait_for_timeout(1000)
+        for r in range(rounds):
+            for i, prompt in enumerate(PROMPTS):
+                n = len(prompt)
+                results["press"].append(_timed(page, meter, _press(page, prompt), FIVE_STAGES,
+                                               _title(f"includes('on {n} tokens')")))
+                head, layer = (i + r) % 6, (i + 2 * r + 1) % 6
+                results["head"].append(_timed(page, meter, _pick(page, "inspect-head", re.compile(f"^head {head}$")), FIVE_STAGES,
+                                              _title(f"includes('head {head}:')")))
+                results["layer"].append(_timed(page, meter, _pick(page, "inspect-layer", re.compile(f"^layer {layer}$")),
+                                               FIVE_STAGES, _title(f"startsWith('Layer {layer},')")))
+                q = (7 * i + r) % n
+                option = re.compile(rf"^#{q} ")  # token strings show whitespace as visible marks
+                results["query"].append(_timed(page, meter, _pick(page, "inspect-query", option), QK,
+                                               _title(f"includes('query #{q} ')")))
+        browser.close()
+    return {name: dict(median_ms=round(statistics.median(m for m, _ in v), 1),
+                       median_bytes=int(statistics.median(b for _, b in v)), n=len(v))
+            for name, v in results.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the 7 prompts")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from . import build_demo, launch_kwargs
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True,
+                **launch_kwargs())
+    try:
+        out = run(demo.local_url, args.rounds)
+    finally:
+        demo.close()
+    load = os.getloadavg()[0]
+    print(json.dumps({"load_1min": round(load, 2), **out}))
+    for name, m in out.items():
+        print(f"{name:>6}: median {m['median_ms']:7.1f} ms, {m['median_bytes']:>8,} bytes per update (n={m['n']})")
+
+
+if __name__ == "__main__":
+    main()

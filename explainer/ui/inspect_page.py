@@ -1,0 +1,113 @@
+"""Page-level script and styles for the Inspect tab's plotly figures (``launch(head=..., css=...)``).
+
+* The all-heads grid is one heatmap; a click at row r, column c is head (r // T, c // T)
+  (``layout.meta.pa_grid``), forwarded to the hidden ``#head-pick`` box whose change event
+  selects that head (plotly figures inside gr.Plot have no click event in Gradio).
+* Every plotly figure gets PNG and SVG download buttons (``Plotly.downloadImage``).
+* Below 700 px the five stages are stacked one under another (same figure, relaid out).
+* A new five-stage figure gets the selected query's row outlined again (``paHeadView.outline``).
+"""
+from __future__ import annotations
+
+NARROW_PX = 700
+
+HEAD_JS = """
+<script>
+(() => {
+  const NARROW = %(narrow)d;
+  const gridClick = (gd) => {
+    if (gd.dataset.paHooked === '1' || !gd.on) return;
+    gd.dataset.paHooked = '1';
+    gd.on('plotly_click', (ev) => {
+      const p = ev && ev.points && ev.points[0], meta = gd.layout.meta && gd.layout.meta.pa_grid;
+      if (!p || !meta || !Array.isArray(p.pointNumber)) return;
+      const [row, col] = p.pointNumber, layer = Math.floor(row / meta.tokens), head = Math.floor(col / meta.tokens);
+      const box = document.querySelector('#head-pick textarea, #head-pick input');
+      if (!box) return;
+      box.value = `${layer},${head},${Date.now()}`;
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+  };
+  const downloads = (gd) => {
+    const host = gd.closest('.block') || gd.parentElement;
+    if (!host || host.querySelector(':scope > .pa-dl')) return;
+    const bar = document.createElement('div');
+    bar.className = 'pa-dl';
+    for (const format of ['png', 'svg']) {
+      const b = document.createElement('button');
+      b.type = 'button'; b.textContent = format.toUpperCase(); b.title = `Download this figure as ${format.toUpperCase()}`;
+      b.dataset.format = format;
+      b.addEventListener('click', () => {
+        const plot = host.querySelector('.js-plotly-plot');
+        const name = (host.id || 'figure').replace(/[^a-z0-9-]/gi, '');
+        if (plot && window.Plotly) window.Plotly.downloadImage(plot, { format, filename: name, scale: format === 'png' ? 2 : 1 });
+      });
+      bar.appendChild(b);
+    }
+    host.appendChild(bar);
+  };
+  const stack = (gd) => {  // five panels in a row do not fit a phone: one under another
+    const meta = gd.layout && gd.layout.meta;
+    if (window.innerWidth >= NARROW || !meta || !meta.pa_axes || gd.__paStacked === gd.data) return;
+    gd.__paStacked = gd.data;
+    const y = gd.layout.yaxis, every = Math.ceil((y.tickvals || []).length / 8);
+    const vals = (y.tickvals || []).filter((_, i) => i %% every === 0);
+    const text = (y.ticktext || []).filter((_, i) => i %% every === 0);
+    const n = 5, per = 1 / n, layout = { height: 300 * n, 'margin.l': 56, 'margin.r': 30, 'margin.t': 70 };
+    for (let i = 0; i < n; i++) {
+      const s = i ? String(i + 1) : '', top = 1 - i * per;
+      layout[`xaxis${s}.domain`] = [0, 0.82];
+      layout[`yaxis${s}.domain`] = [top - per + 0.07, top - 0.035];
+      layout[`yaxis${s}.showticklabels`] = true;
+      layout[`yaxis${s}.tickvals`] = vals; layout[`yaxis${s}.ticktext`] = text;
+    }
+    (gd.layout.annotations || []).forEach((a, j) => {
+      const m = /^(\\d) ·/.exec(a.text || '');
+      layout[`annotations[${j}].x`] = m ? 0.41 : 0;
+      layout[`annotations[${j}].y`] = m ? 1 - (+m[1] - 1) * per - 0.035 : -0.035;
+    });
+    const idx = [0, 1, 2, 3, 4].filter(i => i < gd.data.length);
+    const style = { 'colorbar.x': 0.84, 'colorbar.len': per * 0.75,
+                    'colorbar.y': idx.map(i => 1 - i * per - per / 2 + 0.0175) };
+    window.Plotly.update(gd, style, layout, idx);
+  };
+  const outline = (gd) => {  // a new five-stage figure: outline the selected query's row again
+    if (!gd.data || gd.__paOutlined === gd.data || !window.paHeadView) return;
+    gd.__paOutlined = gd.data;
+    window.paHeadView.outline(window.paLockedQuery ?? null);
+  };
+  const wrap = (gd) => {  // a phone: long titles break into lines instead of running off the screen
+    const t = gd.layout && gd.layout.title, text = t && (t.text || (typeof t === 'string' ? t : ''));
+    if (window.innerWidth >= NARROW || !text || text.includes('<br>') || text.length < 40 || !window.Plotly) return;
+    const lines = [''];
+    for (const word of text.split(' ')) {
+      if ((lines[lines.length - 1] + ' ' + word).length > 40) lines.push(word);
+      else lines[lines.length - 1] = (lines[lines.length - 1] + ' ' + word).trim();
+    }
+    window.Plotly.relayout(gd, { 'title.text': lines.join('<br>'), 'title.font.size': 12,
+                                 'margin.t': Math.max((gd.layout.margin || {}).t || 0, 40 + 16 * lines.length) });
+  };
+  const hook = () => {
+    document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+      downloads(gd);
+      wrap(gd);
+      if (gd.closest('#heads-grid')) gridClick(gd);
+      if (gd.closest('#pa-five-stages') && window.Plotly) { stack(gd); outline(gd); }
+    });
+  };
+  new MutationObserver(hook).observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+""" % {"narrow": NARROW_PX}
+
+CSS = """
+.pa-dl { position: absolute; left: 8px; bottom: 4px; display: flex; gap: 4px; z-index: 5; }
+.pa-dl button { font-size: 11px; padding: 1px 6px; border: 1px solid var(--border-color-primary);
+  border-radius: 4px; background: var(--background-fill-primary); cursor: pointer; }
+#pa-five-stages, #heads-grid, #qk-products, #next-token { position: relative; }
+@media (max-width: %(narrow)dpx) {
+  .pa-wrap { flex-wrap: wrap; }
+  .pa-wrap > * { min-width: 100%% !important; }
+  #pa-five-stages .js-plotly-plot, #heads-grid .js-plotly-plot { max-width: 100%%; }
+}
+""" % {"narrow": NARROW_PX}
