@@ -102,7 +102,7 @@ def decode_text(data: bytes, source: str = "the file") -> str:
     if b"\x00" in data[:8192]:
         raise DataError(f"{source} looks binary (it contains NUL bytes): upload a plain-text .txt file.")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not text
     except UnicodeDecodeError as e:
         raise DataError(f"{source} is not UTF-8 text (bad byte at position {e.start}): "
                         "save it as UTF-8 and try again.") from None

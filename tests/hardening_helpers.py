@@ -49,7 +49,8 @@ def new_hash() -> str:
 def join(url: str, index: int, data: list, session_hash: str, client: httpx.Client | None = None) -> httpx.Response:
     """POST /gradio_api/queue/join as the browser does; nothing reads the event stream yet."""
     body = {"data": data, "fn_index": index, "session_hash": session_hash, "event_data": None, "trigger_id": None}
-    return (client or httpx).post(f"{url}gradio_api/queue/join", json=body, timeout=TIMEOUT_S)
+    return (client or httpx).post(f"{url}gradio_api/queue/join", content=json.dumps(body),  # \\u escapes kept
+                                  headers={"content-type": "application/json"}, timeout=TIMEOUT_S)
 
 
 def messages(url: str, session_hash: str, until: str = "process_completed", timeout: float = TIMEOUT_S) -> list:

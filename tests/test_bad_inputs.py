@@ -142,7 +142,7 @@ CASES = [
     case("app", "inspect-bad-layer", lambda t: t.app_error("/inspect", *t.inspect(layer="top")),
          "layer must be a whole number >= 0"),
     case("app", "inspect-bad-scale", lambda t: t.app_error("/inspect", *t.inspect(scale="×3")),
-         "'×3' (type: <class 'str'>) is not in the list of choices: ['×0.5', '×1', '×2', 'unscaled']"),
+         "Attention scale (relative to 1/√d_k) must be one of: ×0.5, ×1, ×2, unscaled; got '×3'"),
     case("app", "inspect-traversal-model", lambda t: t.app_error("/inspect", *t.inspect(model="../../etc/passwd")),
          "unknown model '../../etc/passwd'"),
     # --- app: /generate ---

@@ -15,18 +15,32 @@ import gradio as gr
 log = logging.getLogger("playattention.ui")
 
 
-def as_gr_error(exc: BaseException) -> gr.Error:
-    """The gr.Error the learner sees for ``exc``."""
+MAX_MESSAGE_CHARS = 600  # a message never carries a whole (huge) input back, nor into the log
+
+
+def as_gr_error(exc: BaseException, where: str = "a handler") -> gr.Error:
+    """The gr.Error the learner sees for ``exc``; the log gets one bounded line (a traceback only for a bug)."""
     if isinstance(exc, gr.Error):
         return exc
     from gpt.trainer import TrainingDiverged
 
+    from .admission import Busy
+
+    text = str(exc)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + "…"
+    if isinstance(exc, Busy):
+        log.warning("refused %s: %s", where, text[:200])
+        return gr.Error(text, title="Training is busy", print_exception=False)
     if isinstance(exc, (ValueError, TrainingDiverged)):  # DataError, UnknownCharactersError, CheckpointError...
-        return gr.Error(str(exc), title="Please check your input", print_exception=False)
+        log.warning("rejected %s: %s", where, text[:200])
+        return gr.Error(text, title="Please check your input", print_exception=False)
     if isinstance(exc, MemoryError):
+        log.warning("out of memory in %s", where)
         return gr.Error("out of memory: try a smaller model, batch or block size.", print_exception=False)
-    log.exception("unexpected error in a UI handler")
-    return gr.Error(f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). Please try again.")
+    log.error("unexpected error in %s: %s: %s", where, type(exc).__name__, text[:200], exc_info=exc)
+    return gr.Error(f"Something went wrong on the server ({type(exc).__name__}); this is a bug, not your input.",
+                    print_exception=False)
 
 
 def friendly(fn):
@@ -39,7 +53,7 @@ def friendly(fn):
             except GeneratorExit:
                 raise
             except Exception as e:  # noqa: BLE001 - every error becomes a message
-                raise as_gr_error(e) from None
+                raise as_gr_error(e, fn.__name__) from None
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -47,5 +61,5 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - every error becomes a message
-            raise as_gr_error(e) from None
+            raise as_gr_error(e, fn.__name__) from None
     return wrapper

@@ -5,10 +5,13 @@ first page is served quickly; the tabs fill themselves in on first use.
 """
 from __future__ import annotations
 
+import weakref
+
 import gradio as gr
 
-from . import compare_tab, inspect_page, inspect_tab, learn_tab, limits, roles_panel, train_tab
-from .session import Session, cleanup_session, release_session
+from . import (compare_tab, expiry, guard, guard_http, inspect_page, inspect_tab, learn_tab, limits, roles_panel,
+               train_tab, training)
+from .session import Session, cleanup_session
 
 # system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "DejaVu Sans", "sans-serif"]
@@ -29,12 +32,14 @@ CSS = """
 .pa-mono textarea, .pa-mono .textfield { font-family: var(--font-mono); }
 """
 
-HEAD_JS = inspect_page.HEAD_JS  # the Inspect figures' click bridge, downloads and phone layout
+HEAD_JS = inspect_page.HEAD_JS + roles_panel.HEAD_JS  # the Inspect figures' click bridges, downloads and phone layout
 
 
 def build_demo() -> gr.Blocks:
     """The playAttention Blocks, with its queue configured (not launched)."""
-    with gr.Blocks(title="playAttention", delete_cache=(3600, 3600)) as demo:
+    training.remove_stale_runs()
+    ttl = max(1, int(limits.session_ttl_s()))  # Gradio's cache (uploads, download copies) lives as long
+    with gr.Blocks(title="playAttention", delete_cache=(ttl, ttl)) as demo:
         session = gr.State(Session(), delete_callback=cleanup_session)  # deep-copied for each visitor
         gr.Markdown(HEADER)
         with gr.Tabs():
@@ -46,17 +51,25 @@ def build_demo() -> gr.Blocks:
                 inspect_tab.build(session, inspect)
             with gr.Tab("Learn", id="learn") as learn:
                 learn_tab.build(session, learn)
-        demo.unload(release)
+        demo.unload(releaser(demo))
     demo.queue(max_size=limits.QUEUE_MAX_SIZE, default_concurrency_limit=limits.INSPECT_CONCURRENCY)
+    guard.install(demo)  # every raw input value is checked before Gradio or a handler sees it
+    guard_http.install_log_filter()
+    expiry.start(demo)  # idle sessions (raw-HTTP clients never send a heartbeat) expire too
     return demo
 
 
-def release(request: gr.Request) -> None:
-    """When a tab closes (its heartbeat drops): stop its training and free its models at once.
+def releaser(demo: gr.Blocks):
+    """The unload handler: when a tab closes (its heartbeat drops), free its runs, models and traces now.
 
-    Gradio itself keeps a closed session's state for an hour before the delete callback runs.
+    Gradio itself would keep a closed session's state for an hour before the delete callback runs.
     """
-    release_session(request.session_hash)
+    ref = weakref.ref(demo)
+
+    def release(request: gr.Request) -> None:
+        if (d := ref()) is not None and request.session_hash:
+            expiry.forget(d, request.session_hash)
+    return release
 
 
 def launch_kwargs() -> dict:
@@ -65,5 +78,8 @@ def launch_kwargs() -> dict:
     No port or host is set: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as Spaces do).
     """
     theme = gr.themes.Soft(primary_hue="indigo", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return dict(theme=theme, css=CSS + inspect_page.CSS, head=HEAD_JS + roles_panel.HEAD_JS,
-                max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True)
+    from starlette.middleware import Middleware
+
+    return dict(theme=theme, css=CSS + inspect_page.CSS, head=HEAD_JS,
+                max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True,
+                app_kwargs={"middleware": [Middleware(guard_http.Guard)]})

@@ -8,6 +8,7 @@ that says what to change.
 from __future__ import annotations
 
 import math
+import os
 
 # training: the run itself
 MIN_ITERS, MAX_ITERS = 10, 5000
@@ -22,7 +23,10 @@ MAX_DROPOUT = 0.5
 MIN_LR, MAX_LR = 1e-5, 1e-2
 MAX_SEED = 2**31 - 1
 MAX_UPLOAD_MB = 10
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # Gradio counts "10mb" as 10 MiB; launch gets this number
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# distinct characters of an upload for the char tokenizer: its vocabulary (up to 12 bytes a character
+# in meta.json) must stay under the checkpoint loader's 1 MB meta.json cap, so every download loads
+MAX_CHAR_VOCAB = 50_000  # Gradio counts "10mb" as 10 MiB; launch gets this number
 EVAL_ITERS = 20  # batches per evaluation while training
 EVALS_PER_RUN = 10  # evaluation points drawn on the loss curve
 MIN_EVAL_INTERVAL = 10  # short runs are not evaluated at every step (an evaluation costs ~EVAL_ITERS steps)
@@ -34,6 +38,7 @@ UI_UPDATE_S = 0.5  # at most two plot updates per second (evaluations and sample
 MAX_NEW_TOKENS = 400
 MAX_COMPARE_TOKENS = 200
 MAX_PROMPT_CHARS = 2000
+MAX_KEY_CHARS = 100  # a model key (name) is at most this long; longer ones are refused before any file access
 MAX_INSPECT_TOKENS = 64  # longer prompts keep their last 64 tokens in Inspect
 COMPARE_EVAL_BATCHES = 8  # batches for an untrained/session model's bits per character
 TRACE_CACHE_SIZE = 8  # traces kept per session so sliders never re-run the network
@@ -45,11 +50,35 @@ TRAIN_WATCHDOG_S = 10  # a run whose update stream nobody reads for this long st
 INSPECT_CONCURRENCY = 2
 QUEUE_MAX_SIZE = 64
 
+# what the process keeps for its visitors (the sweeper in ``expiry`` enforces these)
+SESSION_TTL_S = 15 * 60  # an idle session is forgotten after this (env PLAYATTENTION_SESSION_TTL_S)
+MAX_SESSIONS = 100  # sessions kept at once; the least recently used idle ones go first
+MAX_TRAINED_SESSIONS = 10  # sessions holding trained models (at most 2 each: one per tokenizer)
+EXPORT_GRACE_S = 30  # a replaced run's files stay this long, so an answer being delivered stays valid
+
 PRESET_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
 
 
+def session_ttl_s() -> float:
+    """Idle seconds before a session is forgotten: PLAYATTENTION_SESSION_TTL_S, else SESSION_TTL_S."""
+    try:
+        ttl = float(os.environ.get("PLAYATTENTION_SESSION_TTL_S", SESSION_TTL_S))
+    except ValueError:
+        ttl = SESSION_TTL_S
+    return ttl if math.isfinite(ttl) and ttl > 0 else SESSION_TTL_S
+
+
+def sweep_interval_s() -> float:
+    """How often the sweeper looks for expired sessions."""
+    return min(30.0, max(0.5, session_ttl_s() / 4))
+
+
 def _whole(name: str, value, lo: int, hi: int) -> int:
-    if value is None or isinstance(value, bool) or float(value) != int(value):
+    try:
+        x = math.nan if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not math.isfinite(x) or x != int(x):
         raise ValueError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}.")
     v = int(value)
     if not lo <= v <= hi:
@@ -62,7 +91,7 @@ def check_train(*, iters, lr, batch_size, block_size, n_layer, n_head, n_embd, d
     """Validate the Train tab's hyperparameters; return them as clean Python numbers."""
     try:
         lr_f, drop_f = float(lr), float(dropout)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("learning rate and dropout must be numbers.") from None
     if not (math.isfinite(lr_f) and MIN_LR <= lr_f <= MAX_LR):
         raise ValueError(f"learning rate must be between {MIN_LR:g} and {MAX_LR:g}, got {lr!r} "
@@ -95,12 +124,18 @@ def table() -> list[tuple[str, str]]:
         ("parameters", f"{MAX_PARAMS:,}"), ("batch size", f"1 .. {MAX_BATCH}"), ("block size", f"2 .. {MAX_BLOCK}"),
         ("layers / heads", f"0 .. {MAX_LAYERS} / 0 .. {MAX_HEADS}"), ("n_embd", f"8 .. {MAX_EMBD}"),
         ("dropout", f"0 .. {MAX_DROPOUT}"), ("learning rate", f"{MIN_LR:g} .. {MAX_LR:g}"),
-        ("upload", f".txt, UTF-8, up to {MAX_UPLOAD_MB} MB"), ("training runs at once", str(TRAIN_CONCURRENCY)),
+        ("upload", f".txt, UTF-8, up to {MAX_UPLOAD_MB} MB; at most {MAX_CHAR_VOCAB:,} distinct characters "
+                   "for the char tokenizer"),
+        ("training runs", f"{TRAIN_CONCURRENCY} at once, {MAX_WAITING_RUNS} waiting (one per visitor); "
+                          "beyond that: try again later"),
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
         ("requests", f"{INSPECT_CONCURRENCY} inspect / generate at once, up to {QUEUE_MAX_SIZE} waiting"),
         ("kept per visitor", f"the latest model per tokenizer and {TRACE_CACHE_SIZE} traces; freed when the tab "
-                             "closes"),
+                             f"closes or after {SESSION_TTL_S // 60} min idle (PLAYATTENTION_SESSION_TTL_S)"),
+        ("kept per server", f"{MAX_SESSIONS} sessions; {MAX_TRAINED_SESSIONS} of them with trained models "
+                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~100 MB of run files on disk)"),
+        ("model name", f"a shipped, untrained-*, session-* or checkpoint name, <= {MAX_KEY_CHARS} characters"),
     ]
 
 

@@ -7,6 +7,7 @@ there yet (``shakespeare-char`` / ``shakespeare-gpt2``) falls back to the untrai
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -28,10 +29,15 @@ def once(fn):
             return results[args]
         with guard:
             lock = locks.setdefault(args, threading.Lock())
-        with lock:
-            if args not in results:
-                results[args] = fn(*args)
-        return results[args]
+        try:
+            with lock:
+                if args not in results:
+                    results[args] = fn(*args)
+            return results[args]
+        finally:  # the lock is only for the first load: a failed key keeps nothing
+            with guard:
+                if locks.get(args) is lock and not lock.locked():
+                    del locks[args]
 
     def cache_clear():
         with guard:
@@ -39,6 +45,7 @@ def once(fn):
             locks.clear()
 
     wrapper.cache_clear = cache_clear
+    wrapper.pending = lambda: len(locks)  # first loads under way (tests check that failures leave none)
     return wrapper
 
 
@@ -76,6 +83,30 @@ def shakespeare_data(name: str):
     from gpt import TokenData
 
     return TokenData.from_text(shakespeare_text(), tokenizer(name))
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# More kinds of model key (e.g. Hugging Face models) register a predicate here: key -> known?
+KEY_KINDS: list = []
+
+
+def known_key(key) -> bool:
+    """Whether ``key`` names a model this registry (or a registered kind) can serve: no file is touched
+    for a key that is not text, too long, or not a safe name."""
+    if not isinstance(key, str) or not 0 < len(key) <= limits.MAX_KEY_CHARS or not SAFE_NAME.fullmatch(key):
+        return False
+    if key in {f"untrained-{t}" for t in TOKENIZERS} | {f"session-{t}" for t in TOKENIZERS} | set(SHIPPED.values()):
+        return True
+    return any(kind(key) for kind in KEY_KINDS) or key in checkpoint_names()
+
+
+def check_key(key, choices: str = "") -> str:
+    """``key`` if it is known, else a ValueError that quotes at most 60 characters of it."""
+    if known_key(key):
+        return key
+    text = repr(key) if len(repr(key)) <= 60 else repr(key)[:60] + f"… ({len(repr(key)):,} characters)"
+    hint = f"; choose one of: {choices}" if choices else ""
+    raise ValueError(f"unknown model {text}{hint}.")
 
 
 def checkpoint_names() -> list[str]:

@@ -61,13 +61,18 @@ class Session:
         upload.release(self)
 
     def model(self, key: str) -> registry.Loaded:
-        """Resolve a model key (see the module docstring) to a loaded model."""
+        """Resolve a model key (see the module docstring) to a loaded model.
+
+        The key is checked first (``registry.check_key``): nothing is loaded or looked up on disk for
+        a key that is not a known or safe name.
+        """
         if byom.is_hf_key(key):  # a GPT-2 from Hugging Face, shared by all sessions (byom)
             return byom.MODELS.get(key, wait_s=1.0)
         if key == upload.UPLOADED:
             if self.uploaded is None:
                 raise ValueError("this session has not uploaded a checkpoint yet: upload one in the Inspect tab.")
             return self.uploaded
+        registry.check_key(key, ", ".join(k for _, k in self.choices()))
         if key.startswith("session-"):
             tok = key.split("-", 1)[1]
             run = self.runs.get(tok)

@@ -10,6 +10,7 @@ returns the checkpoint zip and the report.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import gradio as gr
 
@@ -101,14 +102,15 @@ def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_si
     if corpus == UPLOAD:
         if not upload:
             raise ValueError("choose a .txt file to upload first (or pick Tiny Shakespeare).")
+        if not Path(str(upload)).is_file():
+            raise ValueError(f"{_file_name(upload)} is no longer on the server (uploads are kept "
+                             f"{limits.session_ttl_s() / 60:g} minutes): upload it again.")
         check_upload_size(upload)
         return TrainSpec(tokenizer, preset, hp, corpus_path=str(upload), corpus_name=_file_name(upload))
     return TrainSpec(tokenizer, preset, hp)
 
 
 def _file_name(path) -> str:
-    from pathlib import Path
-
     return Path(str(path)).name
 
 
@@ -184,8 +186,6 @@ def request_stop(session: Session) -> None:
 
 def check_upload_size(path) -> None:
     """Refuse a file over the upload cap (Gradio refuses larger uploads too; this covers any other path in)."""
-    from pathlib import Path
-
     from gpt.data import DataError
 
     p = Path(str(path))
@@ -196,10 +196,10 @@ def check_upload_size(path) -> None:
 
 def check_upload(path):
     """Validate an upload as soon as it arrives: empty, binary or non-UTF-8 files are refused."""
-    from pathlib import Path
-
     from gpt.data import DataError, decode_text
 
+    if not path:
+        return gr.update(), "No file yet: upload a UTF-8 .txt file."
     p = Path(str(path))
     try:
         check_upload_size(p)
@@ -274,8 +274,8 @@ def build(session: gr.State) -> None:
 
     outputs = [plot, progress, stats, sample, ckpt, report, session]
     corpus.change(on_corpus, [corpus, upload], [upload, corpus_info], api_visibility="private", queue=False)
-    upload.upload(check_upload, upload, [upload, corpus_info], api_visibility="private")
-    preset.change(on_preset, preset, [block, layers, heads, n_embd, dropout, preset_note], api_visibility="private")
+    upload.upload(friendly(check_upload), upload, [upload, corpus_info], api_visibility="private")
+    preset.change(friendly(on_preset), preset, [block, layers, heads, n_embd, dropout, preset_note], api_visibility="private")
     inputs = [session, corpus, upload, tokenizer, preset, iters, lr, batch, block, layers, heads, n_embd, dropout,
               seed, sample_every]
     train_ev = start.click(gpu(limits.MAX_TRAIN_SECONDS + 60)(friendly(train)), inputs, outputs, api_name="train",

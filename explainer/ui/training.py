@@ -7,6 +7,7 @@ step, so another tab can read the weights between steps.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -20,6 +21,9 @@ from typing import Iterator
 from . import limits, registry
 
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
+RUNS_DIR = EXPORT_ROOT / str(os.getpid())  # this process's run folders: EXPORT_ROOT/<pid>/<run id>
+_retired: list[tuple[float, Path]] = []  # run folders to delete once their grace time is over
+_retired_lock = threading.Lock()
 THREAD_PREFIX = "playattention-train-"  # training threads are named this + the run id
 STOP_TIMEOUT_S = 60  # longest wait for the current optimiser step when stopping
 SYNC_FIELDS = ("lock", "export_lock", "finished", "news", "thread")
@@ -86,8 +90,20 @@ def corpus(spec: TrainSpec):
     from gpt import TokenData, get_tokenizer, load_text
 
     text = load_text(spec.corpus_path)
+    check_vocab(text, spec.tokenizer, spec.corpus_name)
     tok = get_tokenizer("char", corpus=text) if spec.tokenizer == "char" else registry.tokenizer("gpt2")
     return tok, TokenData.from_text(text, tok)
+
+
+def check_vocab(text: str, tokenizer: str, name: str) -> None:
+    """Refuse a char vocabulary whose checkpoint the loader would refuse (meta.json over its cap)."""
+    from gpt.data import DataError
+
+    distinct = len(set(text))
+    if tokenizer == "char" and distinct > limits.MAX_CHAR_VOCAB:
+        raise DataError(f"{name} has {distinct:,} distinct characters; the char tokenizer takes at most "
+                        f"{limits.MAX_CHAR_VOCAB:,} (so its checkpoint loads again). Use the gpt2 tokenizer "
+                        "or a text with fewer distinct characters.")
 
 
 class TrainingRun:
@@ -243,7 +259,7 @@ class TrainingRun:
                 g = torch.Generator().manual_seed(self.spec.hp["seed"] + 1)
                 last.eval_train_loss, last.val_loss = self.trainer.evaluate(g)
             name = f"playattention-{self.spec.preset}-{self.spec.tokenizer}-step{step}"
-            out = EXPORT_ROOT / self.id / name
+            out = RUNS_DIR / self.id / name
             shutil.rmtree(out.parent, ignore_errors=True)
             meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out,
                               command=self.spec.command(), wall=last.elapsed_s, title=self.title(),
@@ -255,5 +271,56 @@ class TrainingRun:
             return self.exported
 
     def cleanup(self) -> None:
-        """Delete the exported files (the session ended or a newer run replaced this one)."""
-        shutil.rmtree(EXPORT_ROOT / self.id, ignore_errors=True)
+        """Retire the exported files (the session ended or a newer run replaced this one).
+
+        They are deleted ``limits.EXPORT_GRACE_S`` later, not now: an ``/export`` answer that is
+        being delivered (Gradio copies the files to its cache after the handler returns) stays valid.
+        """
+        retire(RUNS_DIR / self.id)
+
+
+def retire(folder: Path) -> None:
+    with _retired_lock:
+        _retired.append((time.monotonic() + limits.EXPORT_GRACE_S, folder))
+
+
+def purge(now: float | None = None) -> int:
+    """Delete the retired run folders whose grace time is over; return how many."""
+    now = time.monotonic() if now is None else now
+    with _retired_lock:
+        due = [f for t, f in _retired if t <= now]
+        _retired[:] = [(t, f) for t, f in _retired if t > now]
+    for folder in due:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(due)
+
+
+def remove_stale_runs() -> int:
+    """At start-up: delete the run folders of processes that are gone (a crash or restart leaves them).
+
+    Folders named after a live process stay (another server may share the temp folder); anything
+    else older than ``limits.session_ttl_s()`` goes.
+    """
+    removed = 0
+    for entry in EXPORT_ROOT.glob("*") if EXPORT_ROOT.is_dir() else []:
+        if entry.name.isdigit():
+            stale = not _alive(int(entry.name))
+        else:
+            try:
+                stale = time.time() - entry.stat().st_mtime > limits.session_ttl_s()
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
