@@ -200,12 +200,26 @@ def _convert(state: dict[str, torch.Tensor], model: GPT) -> dict[str, torch.Tens
     return out
 
 
-def load_hf_folder(folder: str | Path, device: str | torch.device = "cpu"):
+def n_params(config: GPTConfig) -> int:
+    """Parameters of a GPT-2 of this shape (tied head counted once), known before any weight is read."""
+    C, L = config.n_embd, config.n_layer
+    head = 0 if config.tie_weights else config.vocab_size * C
+    return config.vocab_size * C + config.block_size * C + L * (12 * C * C + 13 * C) + 2 * C + head
+
+
+def _check_size(config: GPTConfig, max_params: int | None, what: str) -> None:
+    if max_params is not None and n_params(config) > max_params:
+        raise CheckpointError(f"{what} has {n_params(config):,} parameters; at most {max_params:,} can be "
+                              "loaded here.")
+
+
+def load_hf_folder(folder: str | Path, device: str | torch.device = "cpu", *, max_params: int | None = None):
     """``(model, tokenizer)`` from a local folder holding config.json + model.safetensors."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"no folder {_name(folder)}: give a folder holding {HF_CONFIG} and {HF_WEIGHTS}.")
     config = gpt_config_from_hf(_read_config(folder))
+    _check_size(config, max_params, f"the model in {_name(folder)}")
     files = _weight_files(folder)
     with torch.device("meta"):  # no random init of weights that are about to be replaced
         model = GPT(config)
@@ -243,9 +257,10 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     return bool(ok)
 
 
-def download_hf(repo_id: str) -> Path:
+def download_hf(repo_id: str, *, max_params: int | None = None) -> Path:
     """The local folder holding ``repo_id``'s config.json and model.safetensors (only those two files),
-    downloaded into the Hugging Face cache, or taken from it when the Hub cannot be reached."""
+    downloaded into the Hugging Face cache, or taken from it when the Hub cannot be reached.
+    The config is checked (GPT-2? at most ``max_params``?) before the weights are downloaded."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HFValidationError,
                                         LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
@@ -256,6 +271,8 @@ def download_hf(repo_id: str) -> Path:
     for filename in (HF_CONFIG, HF_WEIGHTS):
         try:
             paths.append(Path(hf_hub_download(repo_id, filename, local_files_only=offline, etag_timeout=10)))
+            if filename == HF_CONFIG:  # refuse another architecture or a too large model before its weights
+                _check_size(gpt_config_from_hf(_read_config(paths[0].parent)), max_params, repr(repo_id))
         except LocalEntryNotFoundError:
             raise CheckpointError(
                 f"cannot fetch {repo_id!r}: the Hugging Face Hub is unreachable (offline?) and the model is not "
@@ -280,18 +297,20 @@ def download_hf(repo_id: str) -> Path:
     return paths[0].parent
 
 
-def load_pretrained(path_or_repo_id: str | Path, device: str | torch.device = "cpu"):
+def load_pretrained(path_or_repo_id: str | Path, device: str | torch.device = "cpu", *,
+                    max_params: int | None = None):
     """``(model, tokenizer)`` for a GPT-2-family model: a local folder (config.json + model.safetensors)
-    or a Hugging Face Hub repo id. Model in eval mode, float32; tokenizer: GPT-2's offline BPE."""
+    or a Hugging Face Hub repo id. Model in eval mode, float32; tokenizer: GPT-2's offline BPE.
+    ``max_params`` refuses a larger model from its config, before any weight is read or downloaded."""
     s = str(path_or_repo_id)
     path = Path(s)
     if path.exists() or not REPO_ID.match(s) or s in (".", ".."):
         if path.is_file():
             raise CheckpointError(f"{_name(path)} is a file; give the folder that holds {HF_CONFIG} and "
                                   f"{HF_WEIGHTS}.")
-        return load_hf_folder(path, device)
-    return load_hf_folder(download_hf(s), device)
+        return load_hf_folder(path, device, max_params=max_params)
+    return load_hf_folder(download_hf(s, max_params=max_params), device, max_params=max_params)
 
 
-__all__ = ["load_pretrained", "load_hf_folder", "read_hf_config", "gpt_config_from_hf", "download_hf",
+__all__ = ["load_pretrained", "load_hf_folder", "read_hf_config", "gpt_config_from_hf", "download_hf", "n_params",
            "HF_FOLDER", "HF_CONFIG", "HF_WEIGHTS"]

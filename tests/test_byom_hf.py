@@ -80,7 +80,7 @@ def test_size_and_count_limits(hf_root, tmp_path, monkeypatch):
     monkeypatch.setattr(byom, "MAX_HF_MODELS", 3)
     monkeypatch.setattr(byom, "MAX_HF_PARAMS", 1000)
     models.forget("hf-b")
-    with pytest.raises(ValueError, match="b has 3,3.*parameters; this server loads GPT-2 models of at most 1,000"):
+    with pytest.raises(ValueError, match="b cannot be loaded: the model in 'b' has 3,3.*parameters; at most 1,000"):
         models.get("hf-b", wait_s=60)
 
 

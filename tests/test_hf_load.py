@@ -271,3 +271,13 @@ def test_sharded_and_half_precision_files(reference, prompt_ids, tmp_path):
     (tmp_path / "sharded" / sorted((tmp_path / "sharded").glob("model-*.safetensors"))[0].name).unlink()
     with pytest.raises(CheckpointError, match="lacks the weight shard"):
         load_pretrained(tmp_path / "sharded")
+
+
+def test_max_params_is_checked_from_the_config(reference):
+    from gpt.hf import n_params, read_hf_config
+
+    ref, folder = reference
+    model, _ = load_pretrained(folder, max_params=10**9)
+    assert n_params(read_hf_config(folder)) == model.num_params() == ref.num_parameters()
+    with pytest.raises(CheckpointError, match=f"has {model.num_params():,} parameters; at most 1,000 can be"):
+        load_pretrained(folder, max_params=1000)

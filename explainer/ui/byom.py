@@ -62,12 +62,6 @@ def display_name(key: str) -> str:
     return key.removeprefix(HF_PREFIX).replace("--", "/")
 
 
-def estimated_params(config) -> int:
-    """Parameters of a GPT-2 of this shape (tied head): what loading it would hold in memory."""
-    C, L = config.n_embd, config.n_layer
-    return config.vocab_size * C + config.block_size * C + L * (12 * C * C + 13 * C) + 2 * C
-
-
 @dataclass
 class _Slot:
     status: str  # "loading" | "ready" | "failed"
@@ -118,22 +112,12 @@ class HFModels:
 
     def _load(self, key: str, src: str, slot: _Slot) -> None:
         from gpt.checkpoint import CheckpointError
-        from gpt.hf import load_pretrained, read_hf_config
+        from gpt.hf import load_pretrained
 
         from .registry import Loaded
 
         try:
-            folder = Path(src)
-            if folder.is_dir():  # refuse a model too large before reading its weights
-                config = read_hf_config(folder)
-                if estimated_params(config) > MAX_HF_PARAMS:
-                    raise CheckpointError(f"{display_name(key)} has {estimated_params(config):,} "
-                                          f"parameters; this server loads GPT-2 models of at most "
-                                          f"{MAX_HF_PARAMS:,}.")
-            model, tok = load_pretrained(src)
-            if model.num_params() > MAX_HF_PARAMS:
-                raise CheckpointError(f"{display_name(key)} has {model.num_params():,} parameters; this "
-                                      f"server loads GPT-2 models of at most {MAX_HF_PARAMS:,}.")
+            model, tok = load_pretrained(src, max_params=MAX_HF_PARAMS)  # size checked from the config first
             model.requires_grad_(False)  # shared read-only: nothing may train it in place
             c = model.config
             meta = {"name": key, "source": "huggingface", "config": c.to_dict(), "n_params": model.num_params()}
@@ -184,4 +168,4 @@ def choices() -> list[tuple[str, str]]:
 
 
 __all__ = ["HFModels", "MODELS", "HF_PREFIX", "ENV", "MAX_HF_MODELS", "MAX_HF_PARAMS", "sources", "folders",
-           "env_repo_ids", "is_hf_key", "estimated_params", "choices", "display_name"]
+           "env_repo_ids", "is_hf_key", "choices", "display_name"]
