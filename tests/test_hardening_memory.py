@@ -142,3 +142,38 @@ def test_expired_sessions_give_back_memory_and_files(server):
     assert figures["errors"] == 0
     assert runs_at_peak > 0 and figures["run_files_after"] == 0
     assert after - baseline < BOUND_MB, figures
+
+
+def test_sweep_forgets_idle_sessions_but_never_a_training_one(monkeypatch):
+    """In-process and fast: what the sweeper forgets, and what it must keep."""
+    from explainer.ui import expiry, limits
+    from explainer.ui.session import Session
+    from hardening_helpers import served
+
+    with served() as (demo, url):
+        idle, trainer = Client(url, verbose=False), Client(url, verbose=False)
+        try:
+            idle.predict(*inspect_args("ROMEO: But soft"), api_name="/inspect")
+            [session] = [v for v in demo.state_holder.session_data[idle.session_hash].state_data.values()
+                         if isinstance(v, Session)]
+            assert session.traces
+            job = trainer.submit(**{**TRAIN, "preset": "block", "iters": 5000}, api_name="/train")
+            deadline = time.monotonic() + 60
+            while not expiry.busy(demo, trainer.session_hash) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            monkeypatch.setenv("PLAYATTENTION_SESSION_TTL_S", "1")
+            time.sleep(1.5)
+            expiry.sweep(demo)  # (the sweeper thread may have been first)
+            assert idle.session_hash not in demo.state_holder.session_data and not session.traces
+            assert trainer.session_hash in demo.state_holder.session_data  # training: kept
+            job.cancel()
+            monkeypatch.setenv("PLAYATTENTION_SESSION_TTL_S", "3600")
+            monkeypatch.setattr(limits, "MAX_SESSIONS", 0)
+            deadline = time.monotonic() + 60
+            while expiry.busy(demo, trainer.session_hash) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            expiry.sweep(demo)  # over the cap on sessions: the idle ones go, however recent
+            assert trainer.session_hash not in demo.state_holder.session_data
+        finally:
+            idle.close()
+            trainer.close()

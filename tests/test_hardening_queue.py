@@ -105,3 +105,59 @@ def test_a_train_cancelled_at_once_stops_within_seconds(server):
             assert run.latest.trainer.step < 5000
     finally:
         client.close()
+
+
+TINY = ["Tiny Shakespeare", None, "char", "single-head", 10, 1e-3, 8, 16, 1, 1, 16, 0.0, 0, 0]
+
+
+def test_an_export_racing_a_new_train_is_never_a_dead_link(server):
+    """/export and a new /train of the same session at once: the export's files are still delivered."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    _, url = server
+    client = Client(url, verbose=False)
+    try:
+        client.predict(*TINY, api_name="/train")
+        with ThreadPoolExecutor(2) as pool:
+            for seed in range(1, 6):
+                export = pool.submit(client.predict, api_name="/export")
+                train = pool.submit(client.predict, *TINY[:-2], seed, 0, api_name="/train")
+                zip_path, report = export.result(timeout=DEADLINE_S)[4:6]
+                assert Path(zip_path).stat().st_size > 0 and Path(report).read_text().startswith("#")
+                train.result(timeout=DEADLINE_S)
+    finally:
+        client.close()
+
+
+def test_a_replaced_run_keeps_its_files_for_the_grace_time(tmp_path):
+    from explainer.ui import training
+
+    folder = training.RUNS_DIR / "grace-probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text("# probe")
+    training.retire(folder)
+    assert training.purge() == 0 and folder.exists()  # not yet: an answer may be on its way
+    assert training.purge(time.monotonic() + limits.EXPORT_GRACE_S + 1) >= 1 and not folder.exists()
+
+
+def test_an_export_answer_survives_the_run_being_replaced_before_delivery():
+    """Deterministic form of the race: /export has answered, Gradio has not copied the files yet, and
+    a new run of the same session replaces the old one. The answered files must still be there."""
+    from pathlib import Path
+
+    from explainer.ui import train_tab
+    from explainer.ui.session import Session
+    from explainer.ui.training import TrainingRun, TrainSpec
+
+    hp = limits.check_train(iters=10, lr=1e-3, batch_size=4, block_size=8, n_layer=1, n_head=1, n_embd=16,
+                            dropout=0.0, seed=0, sample_every=0)
+    session = Session()
+    run = TrainingRun(TrainSpec("char", "single-head", hp))
+    session.add_run(run)
+    run.start()
+    assert run.wait(60)
+    zip_path, report = train_tab.export(session)[4:6]
+    session.add_run(TrainingRun(TrainSpec("char", "single-head", {**hp, "seed": 1})))  # replaces (and cleans) it
+    assert Path(zip_path).is_file() and Path(report).is_file()
+    session.release()
