@@ -248,5 +248,6 @@ def first_induction_step(history, threshold: float = INDUCTION_THRESHOLD) -> int
     return None
 
 
-__all__ = ["HeadRoles", "first_induction_step", "INDUCTION_THRESHOLD", "head_roles", "ROLES", "ROLE_PHRASES", "repeated_probe", "role_scores",
+__all__ = ["HeadRoles", "first_induction_step", "INDUCTION_THRESHOLD", "head_roles", "ROLES", "ROLE_PHRASES",
+           "repeated_probe", "role_scores",
            "in_context_learning_score", "icl_positions", "probe_length"]

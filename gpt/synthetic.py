@@ -125,4 +125,5 @@ def induction_text(kind: str = "passages", n_chars: int = DEFAULT_CHARS, *, seed
     raise ValueError(f"unknown induction corpus {kind!r}; choose one of {', '.join(INDUCTION_CORPORA)}.")
 
 
-__all__ = ["INDUCTION_CORPORA", "INDUCTION_TRAIN", "induction_text", "SHAKESPEARE_ALPHABET", "repeated_chunk_ids", "repeated_chunks_text", "repeated_passages_text"]
+__all__ = ["INDUCTION_CORPORA", "INDUCTION_TRAIN", "induction_text", "SHAKESPEARE_ALPHABET", "repeated_chunk_ids",
+           "repeated_chunks_text", "repeated_passages_text"]
