@@ -41,12 +41,12 @@ def head_roles_figure(roles: HeadRoles, *, title: str | None = None) -> go.Figur
         ))
         layout["annotations"].append(panel_title(box, role))
     data[-1]["colorbar"] = dict(title=dict(text="score (fraction of attention)", side="right"), thickness=10)
-    what = (f"Head roles: the fraction of each head's attention on the role's key, random-token probes "
-            f"({roles.probe_batch} sequences of {roles.probe_length} tokens said twice, seed {roles.seed})")
-    layout["annotations"].append(dict(text=SINK_NOTE, x=0, y=-0.22, xref="paper", yref="paper", showarrow=False,
-                                      xanchor="left", font=dict(size=10)))
+    what = (f"Head roles: the fraction of each head's attention on the role's key<br><sup>random-token probes: "
+            f"{roles.probe_batch} sequences of {roles.probe_length} tokens said twice, seed {roles.seed}</sup>")
+    layout["annotations"].append(dict(text=SINK_NOTE, x=0, y=0, yshift=-62, xref="paper", yref="paper",
+                                      showarrow=False, xanchor="left", yanchor="top", font=dict(size=10)))
     return build_figure(data, layout, title=f"{title}: {what}" if title else what,
-                        height=160 + max(140, 34 * L), margin=dict(l=60, r=40, t=90, b=70))
+                        height=190 + max(140, 34 * L), margin=dict(l=60, r=40, t=90, b=100))
 
 
 def logit_lens_figure(lens: LogitLens) -> go.Figure:

@@ -26,8 +26,9 @@ HEAD_JS = """
     gd.dataset.paRoles = '1';
     gd.on('plotly_click', (ev) => {
       const p = ev && ev.points && ev.points[0], box = document.querySelector('#head-pick textarea, #head-pick input');
-      if (!p || !box || !Array.isArray(p.customdata)) return;
-      box.value = `${p.customdata[0]},${p.customdata[1]},${Date.now()}`;
+      const cd = p && p.customdata;  // (layer, head); a typed array arrives as an indexable object, not an Array
+      if (!box || cd == null || cd[0] == null || cd[1] == null) return;
+      box.value = `${cd[0]},${cd[1]},${Date.now()}`;
       box.dispatchEvent(new Event('input', { bubbles: true }));
     });
   });

@@ -1,0 +1,67 @@
+"""The Head roles panel in a real browser (Debian's chromium via Playwright): the grids draw the model's
+own scores, and a click on a cell selects that head in the five stages."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+GRID = "#head-roles .js-plotly-plot"
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg.set_default_timeout(WAIT_MS)
+        pg.goto(app_url)
+        pg.get_by_role("tab", name="Inspect").click()
+        pg.wait_for_selector("#inspect-layer input")
+        pg.get_by_text("Head roles: what each head does").click()  # open the accordion
+        pg.click("#roles-btn")
+        pg.wait_for_function(f"(() => {{ const gd = document.querySelector('{GRID}'); "
+                             "return gd && gd.data && gd.data.length === 4; })()")
+        pg.wait_for_function("(() => { const gd = document.querySelector('#logit-lens .js-plotly-plot'); "
+                             "return gd && gd.data && gd.data.length === 1; })()")
+        yield pg
+        browser.close()
+
+
+def test_the_grids_show_the_models_scores_and_the_best_heads_in_words(page):
+    from explainer import head_roles
+    from explainer.ui import registry
+
+    roles = head_roles(registry.stock(registry.default_model_key()).model)
+    shown = page.evaluate(f"document.querySelector('{GRID}').data[0].z")
+    z = np.array([list(row) for row in shown] if isinstance(shown, list) else [], dtype=float)
+    if z.size:  # plain arrays in the browser (plotly decodes typed arrays into arrays of numbers)
+        np.testing.assert_allclose(z, roles.scores["previous-token"], atol=1e-6)
+    assert roles.describe("previous-token") in page.inner_text("#roles-words")
+
+
+def test_clicking_a_cell_selects_that_head(page):
+    layer, head = 3, 2
+    box = page.evaluate(f"""(() => {{
+      const gd = document.querySelector('{GRID}'); gd.scrollIntoView({{block: 'center'}});
+      const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      return {{x: r.left + fl.xaxis._offset + fl.xaxis.l2p({head}), y: r.top + fl.yaxis._offset + fl.yaxis.l2p({layer})}};
+    }})()""")
+    page.mouse.click(box["x"], box["y"])
+    page.wait_for_function(f"document.querySelector('#inspect-layer input').value.includes('{layer}') && "
+                           f"document.querySelector('#inspect-head input').value.includes('{head}')")
+    assert re.search(r"\d+", page.input_value("#inspect-layer input")).group() == str(layer)
+    assert re.search(r"\d+", page.input_value("#inspect-head input")).group() == str(head)
