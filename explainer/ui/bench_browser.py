@@ -4,8 +4,8 @@ A benchmark, not a test: it launches the app on a loopback port, drives Debian's
 through Playwright and prints medians of
   * press Inspect -> the five stages repainted for a new prompt (7 prompts of 20-60 characters),
   * head / layer / query selector change -> the views that depend on it repainted,
-and the bytes that came down the queue's event stream per update (Chrome DevTools'
-``Network.dataReceived``). Each time runs from the browser's first ``pointerdown`` of the
+and the bytes the page read from the queue's streams per update (a wrapped ``fetch``
+tees each response). Each time runs from the browser's first ``pointerdown`` of the
 action to the animation frame after the figure holds the new state, so it includes the
 request, the server, the transfer, ``JSON.parse`` and plotly's drawing. Other jobs on the
 machine move these numbers: quote the load with them.
@@ -58,28 +58,25 @@ def _title(cond: str) -> str:
     return f"(gd.layout.title && (gd.layout.title.text || gd.layout.title) || '').{cond}"
 
 
+# counts the bytes the page reads from Gradio's queue streams (every update comes down one)
+COUNT_JS = """(() => { window.__paBytes = 0; const fetch0 = window.fetch;
+  window.fetch = async (...args) => { const r = await fetch0(...args);
+    const url = String(args[0] && args[0].url || args[0]);
+    if (!url.includes('/queue/') || !r.body) return r;
+    const [mine, theirs] = r.body.tee(), reader = mine.getReader();
+    (async () => { for (;;) { const { done, value } = await reader.read(); if (done) break;
+                              window.__paBytes += value.byteLength; } })();
+    return new Response(theirs, { status: r.status, statusText: r.statusText, headers: r.headers }); }; })()"""
+
+
 class Meter:
-    """Bytes received on the queue's streams (Gradio sends every update down one of them)."""
+    """Bytes of the queue's responses as the page reads them (a wrapped ``fetch``)."""
 
     def __init__(self, page):
-        self.cdp = page.context.new_cdp_session(page)
-        self.cdp.send("Network.enable")
-        self.streams: set[str] = set()
-        self.bytes = 0
-        self.cdp.on("Network.requestWillBeSent", self._request)
-        self.cdp.on("Network.dataReceived", self._data)
-
-    def _request(self, ev):
-        if "/queue/data" in ev["request"]["url"] or "/queue/join" in ev["request"]["url"]:
-            self.streams.add(ev["requestId"])
-
-    def _data(self, ev):
-        if ev["requestId"] in self.streams:
-            self.bytes += int(ev.get("dataLength", 0))
+        self.page = page
 
     def take(self) -> int:
-        n, self.bytes = self.bytes, 0
-        return n
+        return int(self.page.evaluate("(() => { const n = window.__paBytes; window.__paBytes = 0; return n; })()"))
 
 
 def _timed(page, meter, steps, sel: str, cond: str, settle_ms: int = 250) -> tuple[float, int]:
@@ -120,6 +117,7 @@ def run(url: str, rounds: int) -> dict:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.set_default_timeout(120_000)
+        page.add_init_script(COUNT_JS)
         page.goto(url)
         meter = Meter(page)
         page.get_by_role("tab", name="Inspect").click()

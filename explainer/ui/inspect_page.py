@@ -84,8 +84,9 @@ HEAD_JS = """
       if ((lines[lines.length - 1] + ' ' + word).length > 40) lines.push(word);
       else lines[lines.length - 1] = (lines[lines.length - 1] + ' ' + word).trim();
     }
-    window.Plotly.relayout(gd, { 'title.text': lines.join('<br>'), 'title.font.size': 12,
-                                 'margin.t': Math.max((gd.layout.margin || {}).t || 0, 40 + 16 * lines.length) });
+    window.Plotly.relayout(gd, { 'title.text': lines.join('<br>'), 'title.font.size': 12, 'title.yref': 'paper',
+                                 'title.y': 1, 'title.yanchor': 'bottom', 'title.pad.b': 24,
+                                 'margin.t': 70 + 16 * lines.length });  // clear of the component's label
   };
   const hook = () => {
     document.querySelectorAll('.js-plotly-plot').forEach(gd => {

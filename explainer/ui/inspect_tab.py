@@ -120,7 +120,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``).
 
     A press paints the five stages first, then the rest (``.then``); selector changes send
-    only the views that depend on them. Another panel can select a head by writing
+    only the views that depend on them. Dropdowns listen to ``select``: Gradio 6.31's Dropdown
+    fires ``input`` twice per pick (on the pick and again on its blur), which ran every
+    redraw twice. Another panel can select a head by writing
     'layer,head,nonce' into the hidden ``#head-pick`` box (the grid's click bridge does).
     """
     with gr.Row(elem_classes="pa-wrap"):
@@ -130,9 +132,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         with gr.Column(scale=1, min_width=120):
             run = gr.Button("Inspect", variant="primary", elem_id="pa-inspect-btn")
     with gr.Row(elem_classes="pa-wrap"):
-        layer = gr.Dropdown([("layer 0", 0)], value=0, label="Layer", allow_custom_value=True, min_width=110,
+        layer = gr.Dropdown([("layer 0", 0)], value=0, label="Layer", allow_custom_value=True, min_width=150,
                             elem_id="inspect-layer")
-        head = gr.Dropdown([("head 0", 0)], value=0, label="Head", allow_custom_value=True, min_width=110,
+        head = gr.Dropdown([("head 0", 0)], value=0, label="Head", allow_custom_value=True, min_width=150,
                            elem_id="inspect-head")
         causal = gr.Checkbox(True, label="Causal mask (decoder)", min_width=150, elem_id="inspect-causal")
         scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2, min_width=240,
@@ -181,19 +183,19 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     rest_outputs = [grid, view, qk, dist]
     api.click(friendly(inspect), [session, *view_inputs], [info, stages, grid, view, qk, dist, layer, head, query, key],
               api_name="inspect", **lane)
-    gr.on([run.click, prompt.submit, model.input, causal.input, scale.input], friendly(press),
+    gr.on([run.click, prompt.submit, model.select, causal.input, scale.input], friendly(press),
           [session, *view_inputs], first_outputs, **private).then(
         friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
     tab.select(refresh_models, [session, model], model, **private).then(
         friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **private).then(
         friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
-    gr.on([layer.input], friendly(redraw_layer), [session, *view_inputs], [stages, view, qk],
+    gr.on([layer.select], friendly(redraw_layer), [session, *view_inputs], [stages, view, qk],
           trigger_mode="always_last", **private)
-    gr.on([head.input], friendly(redraw_head), [session, *view_inputs], [stages, qk],
+    gr.on([head.select], friendly(redraw_head), [session, *view_inputs], [stages, qk],
           trigger_mode="always_last", **private)
     head.change(None, [head], None, js="(h) => { window.paHeadView && window.paHeadView.selectHead(h); }")
     query.change(None, [query], None, js="(q) => { window.paHeadView && window.paHeadView.outline(q); }")
-    gr.on([query.input, key.input], friendly(redraw_qk), [session, *view_inputs], qk,
+    gr.on([query.select, key.select], friendly(redraw_qk), [session, *view_inputs], qk,
           trigger_mode="always_last", **private)
     view.select(friendly(pick_query), [session, *view_inputs], [query, qk], trigger_mode="always_last", **private)
     gr.on([temperature.input, top_k.input, top_p.input], friendly(redraw_distribution), [session, *view_inputs],
