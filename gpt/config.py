@@ -140,6 +140,13 @@ SCHEDULES = ("cosine", "wsd")  # learning-rate decay after warmup (see gpt.train
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# The fastest recipe found for gpt-tiny on Tiny Shakespeare (char) to val <= 1.89 on 2 CPU cores
+# (``python -m gpt.bench``; sweeps in the bench's docstring): Muon on the hidden matrices, batch 32,
+# warmup-stable-decay. TrainConfig keywords; min_lr is lr / 20. The app's Train tab reads it.
+FAST_RECIPE: dict[str, Any] = dict(optimizer="muon", batch_size=32, max_iters=220, lr=8e-3, min_lr=4e-4,
+                                   muon_lr=0.03, muon_momentum=0.95, nesterov=True, ns_steps=5,
+                                   warmup_iters=20, schedule="wsd", decay_frac=0.4, beta1=0.8, beta2=0.99)
 OPTIMIZERS = ("adamw", "muon")  # see gpt.optim
 
 
@@ -250,5 +257,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-__all__ = ["GPTConfig", "TrainConfig", "SCHEDULES", "OPTIMIZERS", "PRESETS", "PRESET_NOTES", "preset_config", "ACTIVATIONS",
+__all__ = ["GPTConfig", "TrainConfig", "SCHEDULES", "OPTIMIZERS", "FAST_RECIPE",
+           "PRESETS", "PRESET_NOTES", "preset_config", "ACTIVATIONS",
            "REFERENCE_LADDER", "warmup_for"]
