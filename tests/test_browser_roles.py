@@ -46,10 +46,10 @@ def test_the_grids_show_the_models_scores_and_the_best_heads_in_words(page):
     from explainer.ui import registry
 
     roles = head_roles(registry.stock(registry.default_model_key()).model)
-    shown = page.evaluate(f"document.querySelector('{GRID}').data[0].z")
-    z = np.array([list(row) for row in shown] if isinstance(shown, list) else [], dtype=float)
-    if z.size:  # plain arrays in the browser (plotly decodes typed arrays into arrays of numbers)
-        np.testing.assert_allclose(z, roles.scores["previous-token"], atol=1e-6)
+    # plotly.js keeps a typed array's spec (dtype, bdata, shape) and its decoded rows in _inputArray
+    shown = page.evaluate(f"(() => {{ const z = document.querySelector('{GRID}').data[0].z; "
+                          "return z._inputArray || z; })()")
+    np.testing.assert_allclose(np.array(shown, dtype=float), roles.scores["previous-token"], atol=1e-6)
     assert roles.describe("previous-token") in page.inner_text("#roles-words")
 
 
