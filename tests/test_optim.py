@@ -21,7 +21,8 @@ def _orthogonal(n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("shape", [(512, 128), (128, 512), (64, 65)])
 def test_newton_schulz_pushes_singular_values_near_one(shape):
     """Random rectangular matrices (singular values spread over ~[0.5, 1.5] x sqrt(n)) come out with
-    every singular value in the quintic's known band (0.68 .. 1.21: the fixed point oscillates there) and U V^T's directions."""
+    every singular value in the quintic's known band (0.68 .. 1.21: the iteration oscillates there,
+    it does not converge to 1) and along U V^T."""
     G = torch.randn(*shape, generator=torch.Generator().manual_seed(0)) * 7.0
     X = newton_schulz(G, steps=5)
     s = torch.linalg.svdvals(X)
