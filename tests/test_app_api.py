@@ -57,7 +57,7 @@ def test_train_streams_then_cancel_keeps_model_for_this_session_only(url, client
             break
     job.cancel()
     assert seen[-1] > seen[0] >= 0 and sorted(seen) == seen, seen  # the curve gained points
-    plot, progress, stats, sample, ckpt, report = client.predict(api_name="/export")
+    plot, progress, stats, sample, ckpt, report, roles = client.predict(api_name="/export")
     assert "stopped" in progress and "parameters" in stats and sample
     with zipfile.ZipFile(ckpt) as z:
         names = z.namelist()
@@ -83,7 +83,7 @@ def test_train_to_the_end_on_an_upload(url, tmp_path):
     try:
         outs = list(c.submit(**train_args(corpus="My uploaded .txt", upload=handle_file(str(corpus)), iters=20,
                                           block_size=8, sample_every=10), api_name="/train"))
-        plot, progress, stats, sample, ckpt, report = outs[-1]
+        plot, progress, stats, sample, ckpt, report, roles = outs[-1]
         assert "step 20 / 20" in progress and "finished" in progress and "bits/char" in stats
         assert Path(ckpt).suffix == ".zip" and "abc.txt" in Path(report).read_text()
         assert sample.startswith("[step 20]")

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
+from ..heads import INDUCTION_THRESHOLD
 from ..trace import PromptTrace
 from .common import (KEY_AXIS, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_figure, check_same_tokens,
                      colorbar_right, message_figure, panel_row, panel_title, place_axes, token_axis,
@@ -14,12 +15,14 @@ from .common import (KEY_AXIS, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_fi
 
 
 def loss_curves_figure(events: Sequence, *, x: str = "step", log_y: bool = False,
-                       title: str | None = None) -> go.Figure:
+                       title: str | None = None, induction_step: int | None = None) -> go.Figure:
     """Train loss per step (thin), evaluated train/val loss (markers), vs step or wall time.
 
     The one loss chart: the Train tab redraws it on every training event, ``loss.html`` of a
     run folder and the report use it too. The figure keeps ``uirevision`` fixed, so a UI can
     redraw it while the user's zoom and legend choices stay put. ``title`` names the run.
+    ``induction_step`` (optional) marks the step where an induction head first appeared
+    (``explainer.heads.first_induction_step``) with a dashed vertical line.
     """
     if x not in ("step", "time"):
         raise ValueError(f"x must be 'step' or 'time', got {x!r}.")
@@ -40,7 +43,21 @@ def loss_curves_figure(events: Sequence, *, x: str = "step", log_y: bool = False
         template="plotly_white", legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=40),
         uirevision="loss",
     )
+    if induction_step is not None:
+        _mark_induction(fig, events, int(induction_step), x)
     return fig
+
+
+def _mark_induction(fig: go.Figure, events: Sequence, step: int, x: str) -> None:
+    """A dashed line at the step an induction head appeared (at that step's wall time for x='time')."""
+    at = step if x == "step" else next((e.elapsed_s for e in events if e.step >= step), None)
+    if at is None:
+        return
+    fig.add_shape(type="line", x0=at, x1=at, y0=0, y1=1, xref="x", yref="paper", name="induction head",
+                  line=dict(dash="dash", color="#d62728", width=1.5))
+    fig.add_annotation(x=at, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                       text=f"induction head (score > {INDUCTION_THRESHOLD:g}) at step {step}",
+                       font=dict(size=11, color="#d62728"))
 
 
 def position_similarity_figure(model) -> go.Figure:

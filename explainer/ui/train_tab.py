@@ -1,6 +1,6 @@
 """Train tab: pick a corpus, tokenizer and rung of the ladder, then watch the loss fall live.
 
-``/train`` streams (loss figure, progress, stats, sample, checkpoint zip, report) after
+``/train`` streams (loss figure, progress, stats, sample, checkpoint zip, report, head-roles chart) after
 each evaluation, sample, or at most every ``limits.UI_UPDATE_S`` seconds; the run itself trains
 in its own thread (``training.TrainingRun``). Stop, cancelling the job or closing the tab halts it
 at the next step and waits for the thread to end; the model stays as it is and becomes this
@@ -18,7 +18,7 @@ from explainer.figures.training import loss_curves_figure
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import admission, common, limits, training
+from . import admission, common, limits, train_roles, training
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -83,11 +83,13 @@ def latest_sample(run: TrainingRun | None) -> str:
 
 def render(run: TrainingRun | None, session: Session, files: bool = False):
     """The Train tab's outputs for the run's current state."""
-    fig = loss_curves_figure(run.events if run else [], title=run.title() if run else None)
+    fig = loss_curves_figure(run.events if run else [], title=run.title() if run else None,
+                             induction_step=train_roles.induction_step(run))
     zip_path = report = None
     if files and run is not None and run.exported:
         zip_path, report = run.exported.zip_path, run.exported.report_path
-    return fig, progress_html(run), stats_markdown(run), latest_sample(run), zip_path, report, session
+    return (fig, progress_html(run), stats_markdown(run), latest_sample(run), zip_path, report, session,
+            train_roles.figure(run))
 
 
 def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
@@ -107,6 +109,9 @@ def make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_si
                              f"{limits.session_ttl_s() / 60:g} minutes): upload it again.")
         check_upload_size(upload)
         return TrainSpec(tokenizer, preset, hp, corpus_path=str(upload), corpus_name=_file_name(upload))
+    if corpus == train_roles.INDUCTION:
+        return TrainSpec(tokenizer, preset, hp, corpus_path=train_roles.induction_corpus_file(),
+                         corpus_name=train_roles.INDUCTION_NAME)
     return TrainSpec(tokenizer, preset, hp)
 
 
@@ -162,7 +167,7 @@ def waiting(place: int):
             "Training starts by itself; keep this tab open.")
     bar = ("<div class='pa-progress'><div class='pa-bar' style='width:0%'></div></div>"
            f"<div class='pa-progress-label'>waiting · {html.escape(ahead)}</div>")
-    return gr.skip(), bar, text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return gr.skip(), bar, text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 def export(session: Session):
@@ -214,6 +219,8 @@ def on_corpus(corpus: str, upload):
     if corpus == UPLOAD:
         return gr.update(visible=True), ("Upload a UTF-8 .txt file (a few hundred KB trains well)." if not upload
                                          else gr.skip())
+    if corpus == train_roles.INDUCTION:
+        return gr.update(visible=False), train_roles.corpus_note()
     return gr.update(visible=False), "Using Tiny Shakespeare (1.1 M characters)."
 
 
@@ -227,7 +234,7 @@ def build(session: gr.State) -> None:
     p = preset_values("gpt-tiny")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
-            corpus = gr.Radio([SHAKESPEARE, UPLOAD], value=SHAKESPEARE, label="Corpus")
+            corpus = gr.Radio([SHAKESPEARE, UPLOAD, train_roles.INDUCTION], value=SHAKESPEARE, label="Corpus")
             upload = gr.File(label="Your own text (.txt, UTF-8)", file_types=[".txt"], type="filepath", visible=False)
             corpus_info = gr.Markdown("Using Tiny Shakespeare (1.1 M characters).")
             with gr.Row():
@@ -258,12 +265,15 @@ def build(session: gr.State) -> None:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            from . import continue_panel  # imports this module: imported here, not at the top
+            more = continue_panel.build()
             with gr.Accordion("Limits on this shared machine", open=False):
                 gr.Markdown("One run trains at a time; a few more wait their turn. Beyond a limit you get a message "
                             "saying what to change.\n\n" + limits.markdown(), elem_classes="pa-note")
         with gr.Column(scale=3, min_width=420):
             progress = gr.HTML(progress_html(None), label="Progress", elem_id="train-progress")
             plot = gr.Plot(label="Loss (train and validation)", elem_id="loss-plot")
+            roles_plot = gr.Plot(label="Head roles at each evaluation", elem_id="roles-history-plot")
             stats = gr.Markdown(stats_markdown(None), label="Stats", elem_id="train-stats")
             sample = gr.Textbox(label="Latest sample (temperature 1, from the start token)", lines=6,
                                 max_lines=10, interactive=False, elem_id="train-sample", elem_classes="pa-mono")
@@ -272,15 +282,17 @@ def build(session: gr.State) -> None:
                 report = gr.DownloadButton("Download training report (.md)", elem_id="download-report")
             gr.Markdown("Downloads are ready when a run finishes or is stopped.", elem_classes="pa-note")
 
-    outputs = [plot, progress, stats, sample, ckpt, report, session]
+    outputs = [plot, progress, stats, sample, ckpt, report, session, roles_plot]
     corpus.change(on_corpus, [corpus, upload], [upload, corpus_info], api_visibility="private", queue=False)
     upload.upload(friendly(check_upload), upload, [upload, corpus_info], api_visibility="private")
     preset.change(friendly(on_preset), preset, [block, layers, heads, n_embd, dropout, preset_note], api_visibility="private")
+    preset.change(train_roles.induction_recipe, preset, [iters, lr, batch, corpus], api_visibility="private")
     inputs = [session, corpus, upload, tokenizer, preset, iters, lr, batch, block, layers, heads, n_embd, dropout,
               seed, sample_every]
     train_ev = start.click(gpu(limits.MAX_TRAIN_SECONDS + 60)(friendly(train)), inputs, outputs, api_name="train",
                            concurrency_id="train", concurrency_limit=None,  # admission.GATE limits it
                            show_progress="minimal")
-    stop.click(request_stop, session, None, cancels=[train_ev], queue=False, api_visibility="private").then(
+    continue_ev = continue_panel.wire(more, session, corpus, upload, outputs)  # /continue
+    stop.click(request_stop, session, None, cancels=[train_ev, continue_ev], queue=False, api_visibility="private").then(
         friendly(export), session, outputs, api_name="export", concurrency_id="export", concurrency_limit=2,
         show_progress="minimal")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import limits, registry
+from . import limits, registry, train_roles
 
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
 RUNS_DIR = EXPORT_ROOT / str(os.getpid())  # this process's run folders: EXPORT_ROOT/<pid>/<run id>
@@ -124,7 +124,9 @@ class TrainingRun:
         self.data.check_block_size(config.block_size)
         torch.manual_seed(spec.hp["seed"])
         self.model = GPT(config)
-        self.trainer = Trainer(self.model, self.data, train_config(spec.hp), tokenizer=self.tokenizer)
+        self.trainer = Trainer(self.model, self.data, train_roles.train_config(spec.preset, train_config(spec.hp)),
+                               tokenizer=self.tokenizer)
+        self.roles = train_roles.RoleHistory(self.model, self.data)  # head roles at each evaluation
         self.sample_before = sample(self.model, self.tokenizer, spec.hp["seed"], limits.SAMPLE_TOKENS)
         self._init_sync()
         self.status = "ready"
@@ -189,6 +191,7 @@ class TrainingRun:
                 else:
                     with self.lock:
                         ev = next(it, None)
+                        self.roles.observe(self.model, ev)  # between steps, under the lock
                     if ev is None:
                         self.status = "done"
                     elif ev.val_loss is not None or ev.sample is not None:
@@ -227,13 +230,16 @@ class TrainingRun:
     def close(self) -> None:
         """The run is over (finished, stopped or never started): the model stays as it is.
 
-        The optimiser's moments and the gradients are freed: the app never resumes a run, so
-        a finished run costs only its weights.
+        The gradients are freed; the optimiser's moments stay while the run can be continued
+        (``continue_run.pause``) and are freed when it is replaced or its session ends (``cleanup``).
         """
+        from . import continue_run
+
         if self.status in ("training", "ready"):
             self.status = "stopped"
         with self.lock:
-            self.trainer.optimizer.state.clear()
+            if not continue_run.pause(self):
+                self.trainer.optimizer.state.clear()
             self.model.zero_grad(set_to_none=True)
             self.model.eval()
         self.finished.set()
@@ -261,7 +267,9 @@ class TrainingRun:
             name = f"playattention-{self.spec.preset}-{self.spec.tokenizer}-step{step}"
             out = RUNS_DIR / self.id / name
             shutil.rmtree(out.parent, ignore_errors=True)
-            meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out,
+            from . import continue_run
+            extra = continue_run.state_files(self, out)  # train-state-*.safetensors: the zip can be continued
+            meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out, extra=extra,
                               command=self.spec.command(), wall=last.elapsed_s, title=self.title(),
                               sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
             write_loss_html(out, self.events, title=self.title())
@@ -276,6 +284,8 @@ class TrainingRun:
         They are deleted ``limits.EXPORT_GRACE_S`` later, not now: an ``/export`` answer that is
         being delivered (Gradio copies the files to its cache after the handler returns) stays valid.
         """
+        from . import continue_run
+        continue_run.free(self)
         retire(RUNS_DIR / self.id)
 
 
