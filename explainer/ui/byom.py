@@ -20,11 +20,13 @@ from pathlib import Path
 
 from gpt.checkpoint import CHECKPOINTS_DIR
 
+from . import limits
+
 HF_PREFIX = "hf-"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")  # as registry keys
 ENV = "PLAYATTENTION_HF_MODELS"
-MAX_HF_MODELS = 2  # GPT-2 models held at once (GPT-2 small: ~0.6 GB resident each)
-MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
+MAX_HF_MODELS = limits.MAX_HF_MODELS  # GPT-2 models held at once (the caps live in limits, for the README)
+MAX_HF_PARAMS = limits.MAX_HF_PARAMS
 
 
 def hf_root() -> Path:

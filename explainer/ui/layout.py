@@ -81,5 +81,5 @@ def launch_kwargs() -> dict:
     from starlette.middleware import Middleware
 
     return dict(theme=theme, css=CSS + inspect_page.CSS, head=HEAD_JS,
-                max_file_size=limits.MAX_UPLOAD_BYTES, show_error=True,
+                max_file_size=limits.MAX_FILE_BYTES, show_error=True,
                 app_kwargs={"middleware": [Middleware(guard_http.Guard)]})

@@ -23,7 +23,15 @@ MAX_DROPOUT = 0.5
 MIN_LR, MAX_LR = 1e-5, 1e-2
 MAX_SEED = 2**31 - 1
 MAX_UPLOAD_MB = 10
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # a .txt corpus: checked by the app (train_tab.check_upload_size)
+# the largest checkpoint zip the Train tab exports: float32 weights (4 bytes a parameter) and the training state
+# (two AdamW moments, 8 bytes a parameter) of a MAX_PARAMS model, plus meta.json, loss.csv and the two reports
+MAX_CHECKPOINT_ZIP_BYTES = 12 * MAX_PARAMS + 8 * 2**20
+MAX_CHECKPOINT_ZIP_MB = math.ceil(MAX_CHECKPOINT_ZIP_BYTES / 2**20)
+MAX_FILE_BYTES = max(MAX_UPLOAD_BYTES, MAX_CHECKPOINT_ZIP_BYTES)  # Gradio's one cap for every upload (launch)
+# GPT-2 models in the Hugging Face layout (byom), shared read-only by every visitor
+MAX_HF_MODELS = 2  # held at once (GPT-2 small: ~0.6 GB resident each)
+MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
 # distinct characters of an upload for the char tokenizer: its vocabulary (up to 12 bytes a character
 # in meta.json) must stay under the checkpoint loader's 1 MB meta.json cap, so every download loads
 MAX_CHAR_VOCAB = 50_000  # Gradio counts "10mb" as 10 MiB; launch gets this number
@@ -126,15 +134,22 @@ def table() -> list[tuple[str, str]]:
         ("dropout", f"0 .. {MAX_DROPOUT}"), ("learning rate", f"{MIN_LR:g} .. {MAX_LR:g}"),
         ("upload", f".txt, UTF-8, up to {MAX_UPLOAD_MB} MB; at most {MAX_CHAR_VOCAB:,} distinct characters "
                    "for the char tokenizer"),
+        ("checkpoint zip upload", f"the Train tab's download, up to {MAX_CHECKPOINT_ZIP_MB} MB (weights and "
+                                  f"training state of a {MAX_PARAMS:,}-parameter model)"),
+        ("Hugging Face GPT-2 models", f"{MAX_HF_MODELS} held at once, shared read-only by all visitors, up to "
+                                      f"{MAX_HF_PARAMS:,} parameters each"),
         ("training runs", f"{TRAIN_CONCURRENCY} at once, {MAX_WAITING_RUNS} waiting (one per visitor); "
                           "beyond that: try again later"),
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
         ("requests", f"{INSPECT_CONCURRENCY} inspect / generate at once, up to {QUEUE_MAX_SIZE} waiting"),
-        ("kept per visitor", f"the latest model per tokenizer and {TRACE_CACHE_SIZE} traces; freed when the tab "
+        ("kept per visitor", f"the latest model per tokenizer (with its optimiser state, ~2x its weights, so "
+                             f"Continue training resumes it), an uploaded checkpoint and {TRACE_CACHE_SIZE} traces; "
+                             "freed when the tab "
                              f"closes or after {SESSION_TTL_S // 60} min idle (PLAYATTENTION_SESSION_TTL_S)"),
         ("kept per server", f"{MAX_SESSIONS} sessions; {MAX_TRAINED_SESSIONS} of them with trained models "
-                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~100 MB of run files on disk)"),
+                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~300 MB of run files on disk: checkpoint, "
+                            "training state and their zip)"),
         ("model name", f"a shipped, untrained-*, session-* or checkpoint name, <= {MAX_KEY_CHARS} characters"),
     ]
 

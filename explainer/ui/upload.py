@@ -1,11 +1,12 @@
 """Upload a checkpoint zip (what the Train tab downloads) to make it this session's model.
 
-The zip is read member by member, never extracted as a whole: only ``meta.json`` and the
-weights file it names are written, under fixed names, into a fresh folder that the caller
+The zip is read member by member, never extracted as a whole: only ``meta.json``, the
+weights and training state it names and ``loss.csv`` are written, under fixed names, into a fresh folder that the caller
 gives (the session's own), and only after every member name and size was checked. The
-report files the Train tab adds (``report.md``, ``loss.csv``, ``loss.html``) are skipped;
-anything else is refused. The checkpoint is then loaded like every other one
-(``gpt.load_checkpoint``: SHA-256, config, vocabulary; safetensors, never pickle).
+report files the Train tab adds (``report.md``, ``loss.html``) are skipped; its training state
+(``train-state-<sha12>.safetensors``, named in meta.json; ``continue_run``) and ``loss.csv`` are
+kept, so the upload can be trained on exactly; anything else is refused. The checkpoint is then
+loaded like every other one (``gpt.load_checkpoint``: SHA-256, config, vocabulary; safetensors, never pickle).
 """
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from pathlib import Path
 from . import limits
 
 META = "meta.json"
-SKIPPED = ("report.md", "loss.csv", "loss.html")  # what the Train tab's zip holds besides the checkpoint
+SKIPPED = ("report.md", "loss.html")  # what the Train tab's zip holds besides the checkpoint
+LOSS_CSV = "loss.csv"  # kept: a continued run's loss curve goes on from it
 WEIGHTS_RE = re.compile(r"^model-[0-9a-f]{12}\.safetensors$")
+STATE_RE = re.compile(r"^train-state-[0-9a-f]{12}\.safetensors$")  # gpt.resume's training state
 MAX_MEMBERS = 16
 MAX_META_BYTES = 1_000_000
 MAX_WEIGHTS_BYTES = limits.MAX_PARAMS * 4 + 1_000_000  # float32 weights of the largest model allowed + header
+MAX_STATE_BYTES = 2 * limits.MAX_PARAMS * 4 + 1_000_000  # two float32 moments per weight (AdamW) + header
+MAX_LOSS_CSV_BYTES = 2_000_000  # one row per step: 5,000 steps are ~300 KB
 
 
 class UploadError(ValueError):
@@ -99,12 +104,20 @@ def import_checkpoint_zip(zip_path: str | Path, dest: str | Path):
     if dest.exists():
         raise UploadError("the upload folder exists already; upload again.")
     try:
+        size = Path(zip_path).stat().st_size
+    except OSError:
+        raise UploadError("the upload is no longer on the server: upload it again.") from None
+    if size > limits.MAX_CHECKPOINT_ZIP_BYTES:  # Gradio's cap is the same; this covers any other path in
+        raise UploadError(f"the zip is {size / 2**20:.1f} MB; a checkpoint zip is at most "
+                          f"{limits.MAX_CHECKPOINT_ZIP_MB} MB.")
+    try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError, ValueError):
         raise UploadError("the upload is not a zip file; upload the checkpoint zip the Train tab downloads.") from None
     with zf:
         files = _members(zf)
-        extra = sorted(n for n in files if n != META and n not in SKIPPED and not WEIGHTS_RE.match(n))
+        extra = sorted(n for n in files if n not in (META, LOSS_CSV) and n not in SKIPPED
+                       and not WEIGHTS_RE.match(n) and not STATE_RE.match(n))
         if extra:
             raise UploadError(f"the zip holds {extra[0]!r}, which is not part of a checkpoint (meta.json, "
                               "model-<hash>.safetensors and the report files): refused.")
@@ -121,6 +134,14 @@ def import_checkpoint_zip(zip_path: str | Path, dest: str | Path):
         if unused:
             raise UploadError(f"the zip holds {unused[0]!r}, weights its meta.json does not name: refused.")
         blobs = {META: _read(zf, files[META], MAX_META_BYTES), weights: _read(zf, files[weights], MAX_WEIGHTS_BYTES)}
+        state = meta.get("train_state")
+        stray = sorted(n for n in files if STATE_RE.match(n) and n != state)
+        if stray:
+            raise UploadError(f"the zip holds {stray[0]!r}, a training state its meta.json does not name: refused.")
+        if isinstance(state, str) and STATE_RE.match(state) and state in files:  # checked by hash when used
+            blobs[state] = _read(zf, files[state], MAX_STATE_BYTES)
+        if LOSS_CSV in files and state in blobs:
+            blobs[LOSS_CSV] = _read(zf, files[LOSS_CSV], MAX_LOSS_CSV_BYTES)
     try:
         for name, blob in blobs.items():  # fixed, checked names inside dest only
             atomic_write_bytes(dest / name, blob)
