@@ -18,21 +18,21 @@ CELLS = [("untrained", "char"), ("untrained", "gpt2"), ("trained", "char"), ("tr
 
 
 def bits_per_char(session: Session, loaded, tok: str) -> tuple[float | None, str]:
-    """(val bits/char, what it was measured on) for one model."""
+    """(val bits/char, where it comes from: measured on the loaded weights or recorded at training, and on what)."""
     if loaded.key.startswith("untrained-"):
-        return registry.untrained_bpc(tok), "Tiny Shakespeare"
+        return registry.untrained_bpc(tok), "measured on these weights, Tiny Shakespeare"
     if loaded.key.startswith("session-"):
         run = session.runs[tok]
         if run.exported and run.exported.step == run.trainer.step:
-            return run.exported.meta["val_bpc"], run.spec.corpus_name
+            return run.exported.meta["val_bpc"], f"recorded at training, {run.spec.corpus_name}"
 
         def measure():
             from gpt.evaluate import evaluate
 
             with common.using(loaded):
                 return evaluate(run.model, run.data, batches=limits.COMPARE_EVAL_BATCHES, batch_size=8).bpc
-        return session.cached(("bpc", loaded.version), measure), run.spec.corpus_name
-    return loaded.meta.get("val_bpc"), "Tiny Shakespeare"
+        return session.cached(("bpc", loaded.version), measure), f"measured on these weights, {run.spec.corpus_name}"
+    return loaded.meta.get("val_bpc"), "recorded at training, Tiny Shakespeare"
 
 
 def cell(session: Session, stage: str, tok: str, prompt: str, seed: int, temperature: float, n: int):
