@@ -163,6 +163,11 @@ document.addEventListener('keydown', e => { if (e.key === 'Escape' && locked) { 
 function load() {
   if (!props.value) { svg.innerHTML = ''; return; }
   const v = JSON.parse(props.value), T = v.n_tokens;
+  if (v.message) {  // nothing to draw (e.g. a model without attention): say why
+    data = null; svg.innerHTML = ''; element.querySelector('.pa-hv-heads').innerHTML = '';
+    element.querySelector('.pa-hv-title').textContent = 'Head view: ' + v.message;
+    status.textContent = ''; element.querySelector('.pa-hv-legend').textContent = ''; return;
+  }
   const mask = bits(v.mask, T);
   const full = (b64) => { const kept = f32(b64), w = new Float32Array(T * T);  // allowed pairs, row order
     for (let i = 0, n = 0; i < T * T; i++) if (mask[i]) w[i] = kept[n++]; return w; };
