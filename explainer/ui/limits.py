@@ -148,8 +148,8 @@ def table() -> list[tuple[str, str]]:
                              "freed when the tab "
                              f"closes or after {SESSION_TTL_S // 60} min idle (PLAYATTENTION_SESSION_TTL_S)"),
         ("kept per server", f"{MAX_SESSIONS} sessions; {MAX_TRAINED_SESSIONS} of them with trained models "
-                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~300 MB of run files on disk: checkpoint, "
-                            "training state and their zip)"),
+                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~300 MB of run files on disk: "
+                            "checkpoint, training state and their zip)"),
         ("model name", f"a shipped, untrained-*, session-* or checkpoint name, <= {MAX_KEY_CHARS} characters"),
     ]
 

@@ -293,6 +293,7 @@ def build(session: gr.State) -> None:
                            concurrency_id="train", concurrency_limit=None,  # admission.GATE limits it
                            show_progress="minimal")
     continue_ev = continue_panel.wire(more, session, corpus, upload, outputs)  # /continue
-    stop.click(request_stop, session, None, cancels=[train_ev, continue_ev], queue=False, api_visibility="private").then(
+    stop.click(request_stop, session, None, cancels=[train_ev, continue_ev], queue=False,
+               api_visibility="private").then(
         friendly(export), session, outputs, api_name="export", concurrency_id="export", concurrency_limit=2,
         show_progress="minimal")
