@@ -102,3 +102,37 @@ def test_figure_draws_the_lens(trained_char):
     hover = np.asarray(heat.customdata)[1, 2]
     assert f"{lens.top_tokens[1, 2, 2]}  {lens.top_probs[1, 2, 2]:.4f}" in hover
     assert "Logit lens" in fig.layout.title.text
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0])  # 200: logits beyond SAFE_EXP take the shifted path
+def test_gpt2_vocabulary_rows_match_softmax_and_topk(tiny_gpt2, scale):
+    """The two-stage top-k and the k + 1 probabilities equal torch's topk of the full softmax."""
+    model, tok = tiny_gpt2
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(scale)
+    lens = logit_lens(model, tok, " the cat sat on the mat", k=6)
+    idx = torch.tensor([lens.ids])
+    for r in range(model.config.n_layer + 1):
+        cut = copy.deepcopy(model)
+        cut.h = cut.h[:r]
+        with torch.no_grad():
+            probs = torch.softmax(cut(idx)[0][0].double(), -1)
+        top_p, top_i = probs.topk(6, -1)
+        np.testing.assert_array_equal(lens.top_ids[r], top_i.numpy())
+        np.testing.assert_allclose(lens.top_probs[r], top_p.numpy(), rtol=2e-4, atol=1e-7)
+        final = probs.gather(-1, torch.as_tensor(lens.final_ids)[:, None])[:, 0]
+        np.testing.assert_allclose(lens.final_probs[r], final.numpy(), rtol=2e-4, atol=1e-7)
+
+
+def test_two_stage_topk_is_torch_topk():
+    from explainer.lens import _topk
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 50_257, generator=g)
+    x[3, 50_250] = 9.0  # the top in the tail after the last whole block
+    x[4, 1000:1006] = torch.tensor([8.0, 7.5, 7.0, 6.5, 6.2, 6.1])  # the whole top-6 in one block
+    for k in (1, 6, 12):
+        values, ids = _topk(x, k)
+        ref_v, ref_i = x.topk(k, dim=-1)
+        assert torch.equal(values, ref_v) and torch.equal(ids, ref_i)
