@@ -1,0 +1,50 @@
+"""The Train tab's head-roles chart in a real browser (Debian's chromium via Playwright): picking the
+induction preset sets its recipe and corpus, and a run draws every head's role scores next to the loss."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ROLES_PLOT = "document.querySelector('#roles-history-plot .js-plotly-plot')"
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(WAIT_MS)
+        pg.goto(app_url)
+        pg.wait_for_selector("#train-start")
+        yield pg
+        browser.close()
+
+
+def test_induction_preset_then_the_roles_chart_draws_every_head(page):
+    from explainer.ui.train_roles import INDUCTION
+
+    page.get_by_label("Preset (model ladder)").click()
+    page.get_by_role("option", name="induction", exact=True).click()
+    page.wait_for_function("document.querySelector('input[type=radio][value=\"%s\"]').checked" % INDUCTION)
+    assert page.get_by_label("Learning rate").input_value() == "0.003"
+    page.click("#train-start")
+    page.wait_for_function(f"{ROLES_PLOT} && {ROLES_PLOT}.data && {ROLES_PLOT}.data.length == 16")
+    traces = page.evaluate(f"{ROLES_PLOT}.data.map(t => [t.name, t.hovertemplate.split('<br>')[0], t.y.length])")
+    assert {name for name, _, _ in traces} == {"previous-token", "first-token", "duplicate-token", "induction"}
+    assert {where for _, where, _ in traces} == {f"layer {i}, head {j}" for i in range(2) for j in range(2)}
+    assert all(n >= 1 for _, _, n in traces)
+    assert "in-context-learning score" in page.evaluate(f"{ROLES_PLOT}.layout.title.text")
+    page.click("#train-stop")
+    page.wait_for_function("document.querySelector('#train-progress').innerText.includes('stopped')")
