@@ -169,3 +169,25 @@ def test_app_stop_continue_and_upload_continue_give_the_uninterrupted_weights(ap
 def test_the_limits_table_counts_the_kept_state():
     text = limits.markdown()
     assert "optimiser state" in text and f"{limits.MAX_UPLOAD_MB} MB" in text
+
+
+@pytest.mark.slow
+def test_the_largest_exportable_zip_fits_the_upload_cap_and_uploads_back(tmp_path):
+    """A model near MAX_PARAMS, stopped after 1 step: its zip (weights + training state + reports) is within
+    limits.MAX_CHECKPOINT_ZIP_BYTES, Gradio's upload cap (MAX_FILE_BYTES) admits it, and it imports back."""
+    from explainer.ui.upload import import_checkpoint_zip
+
+    args = [10, 1e-3, 1, 256, 6, 6, 384, 0.0, 0, 0]  # iters, lr, batch, block, layers, heads, n_embd, ...
+    run = TrainingRun(train_tab.make_spec(train_tab.SHAKESPEARE, None, "char", "gpt-small", *args))
+    assert run.model.num_params() > 0.85 * limits.MAX_PARAMS
+    continue_run.plan(run.trainer, 1)
+    drive(run)
+    size = Path(run.export().zip_path).stat().st_size
+    print(f"largest zip: {run.model.num_params():,} parameters -> {size / 2**20:.1f} MiB "
+          f"(cap {limits.MAX_CHECKPOINT_ZIP_BYTES / 2**20:.1f} MiB)")
+    assert 0.75 * limits.MAX_CHECKPOINT_ZIP_BYTES * run.model.num_params() / limits.MAX_PARAMS < size
+    assert size * limits.MAX_PARAMS / run.model.num_params() <= limits.MAX_CHECKPOINT_ZIP_BYTES
+    assert limits.MAX_FILE_BYTES >= limits.MAX_CHECKPOINT_ZIP_BYTES > limits.MAX_UPLOAD_BYTES
+    model, _, meta = import_checkpoint_zip(run.exported.zip_path, tmp_path / "up")
+    assert same_weights(model, run.model) and meta["train_state_step"] == 1
+    run.cleanup()
