@@ -243,10 +243,12 @@ def build(session: gr.State) -> None:
             preset_note = gr.Markdown(f"*{p['note']}*")
             with gr.Accordion("Hyperparameters", open=True):
                 with gr.Row():
-                    iters = common.slider(limits.MIN_ITERS, limits.MAX_ITERS, value=training.FAST_RECIPE["iters"],
+                    iters = common.slider(limits.MIN_ITERS, limits.MAX_ITERS, value=training.FAST_RECIPE["max_iters"],
                                           step=10, label="Iterations")
                     lr = gr.Number(training.FAST_RECIPE["lr"], label="Learning rate",
-                                   info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}; AdamW β1 0.8, warm-up then "
+                                   info=f"{limits.MIN_LR:g} .. {limits.MAX_LR:g}; Muon for the weight matrices "
+                                        f"(its lr scales with this one: {training.FAST_RECIPE['muon_lr']:g} at "
+                                        f"{training.FAST_RECIPE['lr']:g}), AdamW β1 0.8 for the rest; warm-up, "
                                         "stable, the last 40 % decaying to lr/20")
                 with gr.Row():
                     batch = common.slider(1, limits.MAX_BATCH, value=training.FAST_RECIPE["batch_size"], step=1,
