@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import time
 from contextlib import contextmanager
 
 import httpx
@@ -54,11 +55,13 @@ def join(url: str, index: int, data: list, session_hash: str, client: httpx.Clie
 
 
 def messages(url: str, session_hash: str, until: str = "process_completed", timeout: float = TIMEOUT_S) -> list:
-    """The session's queue messages (parsed JSON) up to the first ``until`` message."""
-    out = []
+    """The session's queue messages (parsed JSON) up to the first ``until`` message, or ``timeout`` s in all."""
+    out, deadline = [], time.monotonic() + timeout
     with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session_hash},
                       timeout=timeout) as r:
         for line in r.iter_lines():
+            if time.monotonic() > deadline:
+                break
             if not line.startswith("data:"):
                 continue
             msg = json.loads(line[5:])

@@ -88,13 +88,24 @@ class Gate:
                 self._promote()
             if ticket.admitted:
                 return 0
-            if ticket not in self.waiting:  # dropped as stale while its handler slept
-                raise Busy("this training request waited without being read and lost its place: start again.")
+            if ticket not in self.waiting:  # dropped: stale while its handler slept, or its session ended
+                raise Busy("this training request lost its place in line (it was not read, or its session "
+                           "ended): start again.")
             return self.waiting.index(ticket) + 1
 
     def release(self, ticket: Ticket) -> None:
         with self.cond:
             ticket.released = True
+            self._prune()
+            self._promote()
+            self.cond.notify_all()
+
+    def drop(self, owner: str) -> None:
+        """The session ended (tab closed, expired): its waiting request gives up its place."""
+        with self.cond:
+            for t in self.waiting:
+                if t.owner == owner:
+                    t.released = True
             self._prune()
             self._promote()
             self.cond.notify_all()
