@@ -31,3 +31,29 @@ def test_train_tab_defaults_and_config():
     assert half.muon_lr == pytest.approx(r["muon_lr"] / 2) and half.min_lr == pytest.approx(r["min_lr"] / 2)
     short = training.train_config(dict(iters=20, batch_size=4, lr=1e-3, sample_every=0, seed=0))
     assert short.warmup_iters < 20 and short.min_lr < short.lr  # a short run still warms up and decays
+
+
+@pytest.mark.parametrize("corpus", ["shakespeare", "induction"])
+def test_the_recorded_command_asks_the_cli_for_the_run_s_exact_config(corpus):
+    """The command in a run's meta.json / report.md gives gpt.train the TrainConfig the app used."""
+    import dataclasses
+    import shlex
+
+    from explainer.ui import limits, train_roles
+    from explainer.ui.training import TrainSpec, train_config
+    from gpt.train import parser, train_config_from
+
+    preset = "induction" if corpus == "induction" else "gpt-tiny"
+    hp = limits.check_train(iters=120, lr=4e-3, batch_size=8, block_size=32, n_layer=2, n_head=2, n_embd=32,
+                            dropout=0.1, seed=3, sample_every=0)
+    spec = (TrainSpec("char", preset, hp, corpus_path="unused", corpus_name=train_roles.INDUCTION_NAME)
+            if corpus == "induction" else TrainSpec("char", preset, hp))
+    used = train_roles.train_config(preset, train_config(hp))
+    command = spec.command(used)
+    cli = shlex.split(command.split("&& ")[-1])
+    assert cli[:3] == ["python", "-m", "gpt.train"]
+    args = parser().parse_args(cli[3:])
+    assert dataclasses.replace(train_config_from(args), device=used.device) == used
+    assert (args.n_layer, args.n_head, args.n_embd, args.block_size, args.dropout) == (2, 2, 32, 32, 0.1)
+    if corpus == "induction":
+        assert "induction_text('passages')" in command and args.data == "induction-passages.txt"

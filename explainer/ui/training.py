@@ -42,16 +42,29 @@ class TrainSpec:
     def overrides(self) -> dict:
         return {k: self.hp[k] for k in limits.PRESET_FIELDS}
 
-    def command(self) -> str:
-        """The CLI command that reproduces this run."""
+    def command(self, config=None) -> str:
+        """The CLI command that reproduces this run: the model's flags, and a flag for every
+        ``TrainConfig`` field of ``config`` (the run's own) that differs from the CLI default."""
+        from gpt import TrainConfig
+
         hp = self.hp
-        args = ["--preset", self.preset, "--tokenizer", self.tokenizer, "--max-iters", hp["iters"],
-                "--batch-size", hp["batch_size"], "--lr", hp["lr"], "--seed", hp["seed"],
+        args = ["--preset", self.preset, "--tokenizer", self.tokenizer,
                 "--block-size", hp["block_size"], "--n-layer", hp["n_layer"], "--n-head", hp["n_head"],
-                "--n-embd", hp["n_embd"], "--dropout", hp["dropout"], "--out", "checkpoints/user/my-run"]
-        if self.corpus_path:
+                "--n-embd", hp["n_embd"], "--dropout", hp["dropout"]]
+        config = config or train_config(hp)
+        for f in TrainConfig.cli_fields():
+            value = getattr(config, f.name)
+            if value != f.default and f.name != "device":
+                args += ["--" + f.name.replace("_", "-"), f"{value:.6g}" if isinstance(value, float) else value]
+        prefix = ""
+        if self.corpus_name == train_roles.INDUCTION_NAME:  # rebuild the synthetic corpus first
+            prefix = ("python -c \"from gpt.synthetic import induction_text; "
+                      "open('induction-passages.txt', 'w').write(induction_text('passages'))\" && ")
+            args += ["--data", "induction-passages.txt"]
+        elif self.corpus_path:
             args += ["--data", self.corpus_name]
-        return "python -m gpt.train " + " ".join(shlex.quote(str(a)) for a in args)
+        args += ["--out", "checkpoints/user/my-run"]
+        return prefix + "python -m gpt.train " + " ".join(shlex.quote(str(a)) for a in args)
 
 
 @dataclass
@@ -272,7 +285,7 @@ class TrainingRun:
             from . import continue_run
             extra = continue_run.state_files(self, out)  # train-state-*.safetensors: the zip can be continued
             meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out, extra=extra,
-                              command=self.spec.command(), wall=last.elapsed_s, title=self.title(),
+                              command=self.spec.command(self.trainer.config), wall=last.elapsed_s, title=self.title(),
                               sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
             write_loss_html(out, self.events, title=self.title())
             self.model.eval()
