@@ -185,7 +185,9 @@ def test_the_largest_exportable_zip_fits_the_upload_cap_and_uploads_back(tmp_pat
     size = Path(run.export().zip_path).stat().st_size
     print(f"largest zip: {run.model.num_params():,} parameters -> {size / 2**20:.1f} MiB "
           f"(cap {limits.MAX_CHECKPOINT_ZIP_BYTES / 2**20:.1f} MiB)")
-    assert 0.75 * limits.MAX_CHECKPOINT_ZIP_BYTES * run.model.num_params() / limits.MAX_PARAMS < size
+    # the cap allows AdamW's two moments (8 bytes a parameter); the app's Muon recipe keeps one buffer for its
+    # matrices, so its zip is smaller, but never below half the cap (the cap is not absurdly loose)
+    assert 0.5 * limits.MAX_CHECKPOINT_ZIP_BYTES * run.model.num_params() / limits.MAX_PARAMS < size
     assert size * limits.MAX_PARAMS / run.model.num_params() <= limits.MAX_CHECKPOINT_ZIP_BYTES
     assert limits.MAX_FILE_BYTES >= limits.MAX_CHECKPOINT_ZIP_BYTES > limits.MAX_UPLOAD_BYTES
     model, _, meta = import_checkpoint_zip(run.exported.zip_path, tmp_path / "up")
