@@ -66,7 +66,7 @@ def messages(url: str, session_hash: str, until: str = "process_completed", time
                 continue
             msg = json.loads(line[5:])
             out.append(msg)
-            if msg.get("msg") == until or msg.get("msg") == "close_stream":
+            if msg.get("msg") in (until, "process_completed", "close_stream"):
                 break
     return out
 
