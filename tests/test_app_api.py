@@ -178,6 +178,8 @@ def test_shipped_checkpoint_serves_when_present(url, tmp_path, monkeypatch):
     list(run.trainer.run())
     checkpoint.save_checkpoint(run.model, run.tokenizer, tmp_path / "shakespeare-char", step=3, val_bpc=3.25)
     monkeypatch.setattr(checkpoint, "CHECKPOINTS_DIR", tmp_path)
+    registry.stock.cache_clear()  # earlier tests loaded the real shipped model: forget it
+    registry.untrained_bpc.cache_clear()
     c = Client(url, verbose=False)  # a fresh session: no model of its own
     try:
         trained_char = c.predict(PROMPT, 0, 0.8, 5, api_name="/compare")[4]
