@@ -128,7 +128,8 @@ CASES = [
     case("app", "raw-train-tokenizer", lambda t: t.call("train", train(tokenizer="bpe")),
          "Tokenizer must be one of: char, gpt2; got 'bpe'"),
     case("app", "raw-train-corpus", lambda t: t.call("train", train(corpus="Hamlet")),
-         "Corpus must be one of: Tiny Shakespeare, My uploaded .txt; got 'Hamlet'"),
+         "Corpus must be one of: Tiny Shakespeare, My uploaded .txt, Repeated passages + random chunks "
+         "(induction); got 'Hamlet'"),
     case("app", "raw-train-preset", lambda t: t.call("train", train(preset="gpt-4")),
          "Preset (model ladder) must be one of: bigram"),
     case("app", "raw-inspect-scale-number", lambda t: t.call("inspect", ["ROMEO:", "untrained-char", 0, 0, True, 2,
