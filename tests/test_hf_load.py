@@ -216,7 +216,13 @@ def test_pickled_weights_never_run(reference, tmp_path, name):
 
 
 def _run_offline(code: str, tmp_path: Path, offline_flag: bool) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(ROOT)}
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on: the "Hub" refuses at once, and no
+        sock.bind(("127.0.0.1", 0))  # packet ever leaves this machine
+        closed = sock.getsockname()[1]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(ROOT),
+           "HF_ENDPOINT": f"http://127.0.0.1:{closed}"}
     env.pop("HF_HUB_OFFLINE", None)
     if offline_flag:
         env["HF_HUB_OFFLINE"] = "1"
@@ -240,7 +246,7 @@ def test_repo_id_offline_names_the_folder(tmp_path, offline_flag):
     # fails fast: the reachability probe gives up within ~3 s (huggingface_hub's own retries take ~25 s)
     assert all(float(ln.split()[1]) < 12 for ln in r.stdout.splitlines() if ln.startswith("seconds")), r.stdout
     assert "Hub is unreachable" in lines[0] and f"{HF_FOLDER}/gpt2/" in lines[0]
-    assert "https://huggingface.co/openai-community/gpt2" in lines[0]
+    assert "https://huggingface.co/openai-community/gpt2" in lines[0]  # the message's download page (text only)
     assert f"{HF_FOLDER}/does-not-exist/" in lines[1]
     assert "Traceback" not in r.stderr
 
