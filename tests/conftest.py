@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
+
+# no test may reach the real Hugging Face Hub (no network here, and traffic leaves loopback only): repo ids
+# go to a closed loopback port unless a test points HF_ENDPOINT at its own stand-in Hub on 127.0.0.1
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
+
+import shutil  # noqa: E402
 from pathlib import Path
 
 import pytest
