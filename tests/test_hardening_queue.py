@@ -7,9 +7,11 @@ what a script sends. Deadlines are generous upper bounds on a loaded 2-core mach
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -104,9 +106,6 @@ def test_seventy_queued_trainings_leave_inspect_generate_compare_open(server):
             sessions.release_session(h)
 
 
-@pytest.mark.xfail(strict=False, reason="open (issue 17, class 6): passed at 09:50 and 11:22, failed at 11:30 on a "
-                   "loaded machine; the watchdog stops a run only once nobody asks for its updates, and a cancel "
-                   "that lands at some moments apparently leaves Gradio iterating the handler")
 def test_a_train_cancelled_at_once_stops_within_seconds(server):
     demo, url = server
     for h in list(sessions.LIVE.keys()):
@@ -118,7 +117,7 @@ def test_a_train_cancelled_at_once_stops_within_seconds(server):
         job = client.submit(*LONG, api_name="/train")
         time.sleep(0.05)
         job.cancel()
-        eventually(lambda: set(training_threads()) - before, 10)  # it may or may not have started its thread
+        eventually(lambda: set(training_threads()) - before, 3)  # it may or may not have started its thread
         assert eventually(lambda: not set(training_threads()) - before, limits.TRAIN_WATCHDOG_S + 20), \
             "a cancelled run kept training"
         run = sessions.LIVE.get(client.session_hash)
@@ -128,6 +127,67 @@ def test_a_train_cancelled_at_once_stops_within_seconds(server):
         client.close()
         for h in list(sessions.LIVE.keys()):  # a run that trained on must not hold the slot for the next tests
             sessions.release_session(h)
+
+
+def cancel(url: str, index: int, session_hash: str, event_id: str | None = None) -> httpx.Response:
+    """POST /gradio_api/cancel as gradio_client does: event_id null until its join has been answered (Gradio
+    refuses such a body with HTTP 422 and cancels nothing)."""
+    return httpx.post(f"{url}gradio_api/cancel", json={"fn_index": index, "session_hash": session_hash,
+                                                       "event_id": event_id}, timeout=DEADLINE_S)
+
+
+def no_run_trains(before: set) -> bool:
+    """No training thread besides ``before`` appears within 3 s (and none is left)."""
+    time.sleep(3)
+    return not set(training_threads()) - before
+
+
+@pytest.mark.slow
+def test_a_cancel_that_overtakes_its_join_stops_the_run(server):
+    """gradio_client's cancel thread can post /cancel before its own join arrives: that orphan cancel
+    (no event id, nothing of that session queued) stops the join that follows it."""
+    demo, url = server
+    before = set(training_threads())
+    h = new_hash()
+    try:
+        cancel(url, fn_index(demo, "train"), h)
+        assert join(url, fn_index(demo, "train"), [None, *LONG], h).status_code == 200
+        done = [m for m in messages(url, h, timeout=DEADLINE_S) if m.get("msg") == "process_completed"]
+        assert done and done[-1].get("success") is not False, done
+        assert no_run_trains(before), "an overtaken run trained anyway"
+        # the orphan cancel is used up: the session's next run trains
+        assert join(url, fn_index(demo, "train"), [None, *TINY], h).status_code == 200
+        done = [m for m in messages(url, h, timeout=DEADLINE_S) if m.get("msg") == "process_completed"]
+        assert done and "step 10 / 10" in json.dumps(done[-1].get("output")), done[-1:]
+    finally:
+        sessions.release_session(h)
+
+
+@pytest.mark.slow
+def test_a_cancel_while_the_event_is_still_queued_stops_the_run(server, monkeypatch):
+    """A cancel with no event id while the event waits in Gradio's queue matches no task and removes
+    nothing; the run must still not train when the queue gets to it (pickup delayed here by 1.5 s)."""
+    demo, url = server
+    queue = demo._queue
+    real_get_events = queue.get_events
+
+    def slow_get_events():
+        if any(time.monotonic() - e.enqueue_time < 1.5 for q in queue.event_queue_per_concurrency_id.values()
+               for e in q.queue):
+            return None
+        return real_get_events()
+
+    monkeypatch.setattr(queue, "get_events", slow_get_events)
+    before = set(training_threads())
+    h = new_hash()
+    try:
+        assert join(url, fn_index(demo, "train"), [None, *LONG], h).status_code == 200
+        cancel(url, fn_index(demo, "train"), h)
+        done = [m for m in messages(url, h, timeout=DEADLINE_S) if m.get("msg") == "process_completed"]
+        assert done and done[-1].get("success") is not False, done  # ended, not refused
+        assert no_run_trains(before), "a run cancelled in the queue trained anyway"
+    finally:
+        sessions.release_session(h)
 
 
 TINY = ["Tiny Shakespeare", None, "char", "single-head", 10, 1e-3, 8, 16, 1, 1, 16, 0.0, 0, 0]
@@ -160,7 +220,8 @@ def test_a_replaced_run_keeps_its_files_for_the_grace_time(tmp_path):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text("# probe")
     training.retire(folder)
-    assert training.purge() == 0 and folder.exists()  # not yet: an answer may be on its way
+    training.purge()  # (other tests' retired folders may be due by now: only this one's fate is checked)
+    assert folder.exists()  # not yet: an answer may be on its way
     assert training.purge(time.monotonic() + limits.EXPORT_GRACE_S + 1) >= 1 and not folder.exists()
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from . import admission, common, continue_run, limits, train_tab, upload
+from . import common, continue_run, limits, train_tab, upload
 from .errors import friendly
 from .gpu import gpu
-from .session import Session, bind
+from .session import Session
 
 LATEST, UPLOADED = "my latest run", "my uploaded checkpoint"
 SOURCES = {LATEST: "latest", UPLOADED: "uploaded"}
@@ -35,33 +35,15 @@ def continue_training(session: Session, source: str, steps, corpus: str, text_up
         corpus_path, corpus_name = str(text_upload), train_tab._file_name(text_upload)
     if source not in SOURCES:
         raise ValueError(f"continue must be one of: {', '.join(SOURCES)}; got {source!r}.")
-    owner = request.session_hash if request is not None and request.session_hash else f"local-{id(session)}"
-    ticket = admission.GATE.enter(owner)
-    try:
-        place = ticket.wait(0)
-        while place:
-            yield train_tab.waiting(place)
-            place = ticket.wait(train_tab.WAIT_POLL_S)
+
+    def prepare():
         run, new = continue_run.prepare(session, SOURCES[source], steps, corpus_path, corpus_name or "")
-        ticket.hold(run)
         if new:
             session.add_run(run)
         session.traces.clear()
-        bind(session, request.session_hash if request else None)
-        continue_run.restart(run)
-        try:
-            yield train_tab.render(run, session)
-            for _ in run.updates(limits.UI_UPDATE_S):
-                yield train_tab.render(run, session)
-        finally:  # the job was cancelled or the tab closed: no training thread outlives the handler
-            run.stop()
-    finally:
-        ticket.release()
-    if run.error is not None:
-        session.drop_run(run)
-        raise run.error
-    run.export()
-    yield train_tab.render(run, session, files=True)
+        return run
+
+    yield from train_tab.stream_in_slot(session, request, prepare, continue_run.restart)
 
 
 def use_upload(session: Session, path):

@@ -9,8 +9,8 @@ import weakref
 
 import gradio as gr
 
-from . import (compare_tab, expiry, guard, guard_http, inspect_page, inspect_tab, learn_tab, limits, roles_panel,
-               train_tab, training)
+from . import (cancels, compare_tab, expiry, guard, guard_http, inspect_page, inspect_tab, learn_tab, limits,
+               roles_panel, train_tab, training)
 from .session import Session, cleanup_session
 
 # system fonts only: the page fetches nothing from font CDNs (works offline, renders the same)
@@ -82,4 +82,4 @@ def launch_kwargs() -> dict:
 
     return dict(theme=theme, css=CSS + inspect_page.CSS, head=HEAD_JS,
                 max_file_size=limits.MAX_FILE_BYTES, show_error=True,
-                app_kwargs={"middleware": [Middleware(guard_http.Guard)]})
+                app_kwargs={"middleware": [Middleware(guard_http.Guard), Middleware(cancels.Watch)]})

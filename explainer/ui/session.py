@@ -125,9 +125,11 @@ def bind(session: Session, session_hash: str | None) -> None:
 
 def release_session(session_hash: str | None) -> None:
     """The tab closed (or the API client left): stop its training and free its models now."""
+    from . import cancels
     from .admission import GATE
 
     GATE.drop(session_hash or "")  # a training request still waiting for the slot gives up
+    cancels.forget(session_hash or "")
     session = LIVE.pop(session_hash or "", None)
     if session is not None:
         session.release()

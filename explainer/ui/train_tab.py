@@ -18,7 +18,7 @@ from explainer.figures.training import loss_curves_figure
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import admission, common, limits, train_roles, training
+from . import admission, cancels, common, limits, train_roles, training
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -27,6 +27,7 @@ from .training import TrainingRun, TrainSpec
 SHAKESPEARE, UPLOAD = "Tiny Shakespeare", "My uploaded .txt"
 STOP_WAIT_S = 120
 WAIT_POLL_S = 1.0  # a waiting request shows its place in line this often
+TRAINING_EVENTS = ("train", "continue")  # the api_names a cancel of which stops a run
 
 
 def preset_values(preset: str) -> dict:
@@ -130,21 +131,46 @@ def train(session: Session, corpus: str, upload, tokenizer: str, preset: str, it
         session = Session()
     spec = make_spec(corpus, upload, tokenizer, preset, iters, lr, batch_size, block_size, n_layer, n_head,
                      n_embd, dropout, seed, sample_every)
+
+    def prepare() -> TrainingRun:
+        run = TrainingRun(spec)
+        session.add_run(run)
+        return run
+
+    yield from stream_in_slot(session, request, prepare, TrainingRun.start)
+
+
+def stream_in_slot(session: Session, request, prepare, start):
+    """Wait for the training slot (showing the place in line), make the run (``prepare()``), ``start`` it and
+    stream it to its end, then export it. Shared by /train and /continue.
+
+    A cancel that overtook this request (``cancels``: sent before Gradio started it) ends it before it
+    trains, or stops the run at its next update."""
+    def cancelled() -> bool:
+        return cancels.overtaken(request, TRAINING_EVENTS)
+
+    if cancelled():
+        return
     owner = request.session_hash if request is not None and request.session_hash else f"local-{id(session)}"
     ticket = admission.GATE.enter(owner)
     try:
         place = ticket.wait(0)
         while place:
+            if cancelled():
+                return
             yield waiting(place)
             place = ticket.wait(WAIT_POLL_S)
-        run = TrainingRun(spec)
+        if cancelled():
+            return
+        run = prepare()
         ticket.hold(run)
-        session.add_run(run)
         bind(session, request.session_hash if request else None)
-        run.start()
+        start(run)
         try:
             yield render(run, session)
             for _ in run.updates(limits.UI_UPDATE_S):
+                if cancelled():
+                    break
                 yield render(run, session)
         finally:  # also when the job is cancelled or the tab closes: no training thread outlives the handler
             run.stop()
