@@ -183,7 +183,10 @@ def install(demo: gr.Blocks) -> None:
         if not isinstance(inputs, list) or len(inputs) != len(block_fn.inputs):
             names = ", ".join(label_of(b) for b in wanted) or "none"
             got = len(inputs) if isinstance(inputs, list) else 0
-            raise refuse(f"{where} takes {len(wanted)} values ({names}); got {got}.", where)
+            states = len(block_fn.inputs) - len(wanted)
+            raw = (f" A raw queue/join sends {len(block_fn.inputs)}: the same with null in place of the session "
+                   f"state ({states} of them, where the event's inputs list them)." if states else "")
+            raise refuse(f"{where} takes {len(wanted)} values ({names}); got {got}.{raw}", where)
         upload_dir = _upload_dir(demo)
         for block, value in zip(block_fn.inputs, inputs):
             try:
