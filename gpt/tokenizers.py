@@ -57,6 +57,11 @@ class Tokenizer(Protocol):
     def to_dict(self) -> dict: ...
 
 
+# a checkpoint's meta.json holds the vocabulary (\uXXXX escapes, up to 12 bytes a character) and the loader
+# reads at most 1 MB of it: a larger char vocabulary would write a checkpoint that never loads again
+MAX_CHAR_VOCAB = 50_000
+
+
 class CharTokenizer:
     """One token per character; the vocabulary is the sorted set of the corpus' characters.
 
@@ -70,6 +75,10 @@ class CharTokenizer:
         chars = sorted(set(chars))
         if not chars:
             raise ValueError("the corpus is empty: a char vocabulary needs at least one character.")
+        if len(chars) > MAX_CHAR_VOCAB:
+            raise ValueError(f"the corpus has {len(chars):,} distinct characters; the char tokenizer takes at most "
+                             f"{MAX_CHAR_VOCAB:,} (so its checkpoint loads again). Use the gpt2 tokenizer or a "
+                             "text with fewer distinct characters.")
         self.chars = chars
         self.stoi = {c: i for i, c in enumerate(chars)}
         self.vocab_size = len(chars)

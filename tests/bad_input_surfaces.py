@@ -93,6 +93,15 @@ class Surfaces:
     def file(self, name: str) -> str:
         return str(self.root / f"{name}.txt")
 
+    def many_chars(self) -> Path:
+        """A text of 200,001 distinct characters: a char vocabulary whose checkpoint would not load again."""
+        path = self.root / "many.txt"
+        if not path.exists():
+            points = (c for c in range(0x100, 0x110000) if not 0xD800 <= c <= 0xDFFF and (c & 0xFFFF) < 0xFFFE
+                      and not 0xFDD0 <= c <= 0xFDEF)
+            path.write_text("".join(chr(next(points)) for _ in range(200_000)) + "\n", encoding="utf-8")
+        return path
+
     # --- the command line ---
     def cli(self, module: str, *args, ok: bool = False) -> str:
         out, err = io.StringIO(), io.StringIO()
@@ -194,3 +203,24 @@ def case(surface: str, case_id: str, call, expected: str):
     return pytest.param(surface, call, expected, id=f"{surface}:{case_id}")
 
 
+
+
+def surfaces_fixture(cls: type, name: str):
+    """A table's module-scoped ``t`` fixture: one ``cls`` over the shared app, its client closed afterwards."""
+
+    @pytest.fixture(scope="module")
+    def t(tmp_path_factory, app_url, char_tok, gpt2_tok):
+        surfaces = cls(tmp_path_factory.mktemp(name), app_url, char_tok, gpt2_tok)
+        yield surfaces
+        surfaces.client.close()
+
+    return t
+
+
+def check_message(t: Surfaces, surface: str, call, expected: str) -> None:
+    """Run one row: the answer names the problem, with no traceback and no object repr; the app's answers
+    never show a server path (the CLI and the Python API may name the path their caller gave them)."""
+    text = call(t)
+    assert expected in text, text[:1000]
+    assert "Traceback" not in text and "object at 0x" not in text
+    assert str(t.root) not in text or surface != "app"

@@ -72,15 +72,11 @@ class Raw(Surfaces):
         r = httpx.request(method, f"{self.url}{path}", timeout=30, **kw)
         return f"{r.status_code} {r.text[:2000]}"
 
-    def many_chars(self) -> str:
-        """/train on an upload with 200,000 distinct characters (its char vocabulary would not load)."""
+    def train_many_chars(self) -> str:
+        """/train on an upload with 200,001 distinct characters (its char vocabulary would not load)."""
         from gradio_client import handle_file
 
-        points = (c for c in range(0x100, 0x110000) if not 0xD800 <= c <= 0xDFFF and (c & 0xFFFF) < 0xFFFE
-                  and not 0xFDD0 <= c <= 0xFDEF)
-        path = self.root / "many.txt"
-        path.write_text("".join(chr(next(points)) for _ in range(200_000)) + "\n", encoding="utf-8")
-        return self.app_error("/train", **self.train_app("My uploaded .txt", handle_file(str(path))))
+        return self.app_error("/train", **self.train_app("My uploaded .txt", handle_file(str(self.many_chars()))))
 
     def bom_text(self) -> str:
         path = self.root / "bom.txt"
@@ -198,7 +194,7 @@ CASES = [
         "generate", ["\udcff", "untrained-char", 5, 1.0, 0, 1.0, 0], [PROMPT, "untrained-char", 5, 1.0, 0, 1.0, 0]),
          "send valid UTF-8 text. | ['ROMEO:"),  # the same session answers the next request
     # --- one rule each ---
-    case("app", "upload-200k-distinct-characters", lambda t: t.many_chars(),
+    case("app", "upload-200k-distinct-characters", lambda t: t.train_many_chars(),
          "has 200,001 distinct characters; the char tokenizer takes at most 50,000"),
     case("api", "bom-is-not-text", lambda t: t.bom_text(), "first character 'T'"),
 ]

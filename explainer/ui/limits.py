@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 
+from gpt import tokenizers
+
 # training: the run itself
 MIN_ITERS, MAX_ITERS = 10, 5000
 MAX_TRAIN_SECONDS = 600  # wall-clock cap: the run stops (model kept) after 10 minutes
@@ -32,9 +34,9 @@ MAX_FILE_BYTES = max(MAX_UPLOAD_BYTES, MAX_CHECKPOINT_ZIP_BYTES)  # Gradio's one
 # GPT-2 models in the Hugging Face layout (byom), shared read-only by every visitor
 MAX_HF_MODELS = 2  # held at once (GPT-2 small: ~0.6 GB resident each)
 MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
-# distinct characters of an upload for the char tokenizer: its vocabulary (up to 12 bytes a character
-# in meta.json) must stay under the checkpoint loader's 1 MB meta.json cap, so every download loads
-MAX_CHAR_VOCAB = 50_000  # Gradio counts "10mb" as 10 MiB; launch gets this number
+# distinct characters of an upload for the char tokenizer: gpt's own cap (its vocabulary must fit the
+# checkpoint loader's 1 MB meta.json, so every download loads again)
+MAX_CHAR_VOCAB = tokenizers.MAX_CHAR_VOCAB
 EVAL_ITERS = 20  # batches per evaluation while training
 EVALS_PER_RUN = 10  # evaluation points drawn on the loss curve
 MIN_EVAL_INTERVAL = 10  # short runs are not evaluated at every step (an evaluation costs ~EVAL_ITERS steps)
