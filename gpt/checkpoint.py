@@ -111,6 +111,37 @@ def list_checkpoints() -> list[str]:
     return names
 
 
+def read_json_object(path: Path, limit: int, label: str, kind: str, *, corrupt: str = "") -> dict[str, Any]:
+    """A small JSON object from ``path``, reading at most ``limit`` bytes of it (a huge file is refused, not read).
+    ``label`` names the file in messages, ``kind`` what it should be; ``corrupt`` ends the invalid-JSON one."""
+    with open(path, "rb") as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise CheckpointError(f"{label} is too large to be {kind}.")
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{label} is not valid JSON ({e}){corrupt}.") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{label} is not a JSON object.")
+    return obj
+
+
+def read_hashed_file(folder: Path, name: Any, sha256: Any, what: str, where: str, *, prefix: str = "") -> bytes:
+    """The bytes of the ``.safetensors`` file a meta.json names in ``folder``: refused unless the name is a bare
+    file name (no path), the file is there and its SHA-256 is the recorded one. ``what``/``where`` word messages."""
+    if (not isinstance(name, str) or "/" in name or "\\" in name or not name.startswith(prefix)
+            or not name.endswith(".safetensors")):
+        raise CheckpointError(f"{where} names an invalid {what} file {name!r}.")
+    path = folder / name
+    if not path.is_file():
+        raise CheckpointError(f"{where}: its {what} file {name} is missing.")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise CheckpointError(f"{where}: its {what} file {name} is corrupt or truncated (SHA-256 mismatch).")
+    return blob
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The checkpoint's JSON record, checked for shape but without loading weights."""
     path = Path(path)
@@ -119,14 +150,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a file; a checkpoint is a folder holding {META} and a .safetensors file.")
     if not meta_path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: {META} is missing.")
-    raw = meta_path.read_bytes()[: MAX_META_BYTES + 1]
-    if len(raw) > MAX_META_BYTES:
-        raise CheckpointError(f"{meta_path} is too large to be checkpoint metadata.")
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{meta_path} is not valid JSON ({e}); the checkpoint is corrupt.") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json_object(meta_path, MAX_META_BYTES, str(meta_path), "checkpoint metadata",
+                            corrupt="; the checkpoint is corrupt")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} is not a playAttention checkpoint.")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format version {meta.get('format_version')!r} is not supported "
@@ -151,14 +177,8 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
         raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} tokens but the "
                               f"model expects {config.vocab_size}; the vocabulary does not match.")
     weights = meta.get("weights", "")
-    if not isinstance(weights, str) or "/" in weights or "\\" in weights or not weights.endswith(".safetensors"):
-        raise CheckpointError(f"checkpoint {path} names an invalid weights file {weights!r}.")
+    blob = read_hashed_file(path, weights, meta.get("weights_sha256"), "weights", f"checkpoint {path}")
     wpath = path / weights
-    if not wpath.is_file():
-        raise CheckpointError(f"checkpoint {path}: weights file {weights} is missing.")
-    blob = wpath.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-        raise CheckpointError(f"checkpoint {path}: {weights} is corrupt or truncated (SHA-256 mismatch).")
     try:
         state = st_load(blob)  # safetensors: a JSON header + raw tensors; no code runs
     except (SafetensorError, ValueError, RuntimeError) as e:

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, read_json_object
 from .config import GPTConfig
 from .model import GPT
 from .tokenizers import get_tokenizer
@@ -64,16 +64,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if not cpath.is_file():
         raise CheckpointError(f"folder {_name(folder)} has no {HF_CONFIG}: a Hugging Face model folder holds "
                               f"{HF_CONFIG} and {HF_WEIGHTS} (save it with save_pretrained(safe_serialization=True)).")
-    raw = cpath.read_bytes()[: MAX_CONFIG_BYTES + 1]
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{HF_CONFIG} in {_name(folder)} is too large to be a model config.")
-    try:
-        cfg = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{HF_CONFIG} in {_name(folder)} is not valid JSON ({e}).") from None
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{HF_CONFIG} in {_name(folder)} is not a JSON object.")
-    return cfg
+    return read_json_object(cpath, MAX_CONFIG_BYTES, f"{HF_CONFIG} in {_name(folder)}", "a model config")
 
 
 def gpt_config_from_hf(cfg: dict[str, Any]) -> GPTConfig:

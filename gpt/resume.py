@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .checkpoint import CheckpointError, load_checkpoint, read_meta, resolve_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_hashed_file, read_meta, resolve_checkpoint
 from .config import TrainConfig
 from .data import TokenData, atomic_write_bytes, load_text
 from .trainer import Trainer
@@ -130,16 +130,8 @@ def load_train_state(folder: str | Path, meta: dict[str, Any] | None = None) -> 
         raise CheckpointError(f"checkpoint {folder.name!r} carries no training state, so it cannot be resumed "
                               "(only a run stopped before its max-iters with --stop-at or Ctrl-C can). "
                               "Continue it with a fresh optimiser and schedule: --init-from.")
-    if (not isinstance(name, str) or "/" in name or "\\" in name or not name.startswith(STATE_PREFIX)
-            or not name.endswith(".safetensors")):
-        raise CheckpointError(f"checkpoint {folder.name!r} names an invalid training state file.")
-    path = folder / name
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {folder.name!r}: its training state {name} is missing.")
-    blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != meta.get("train_state_sha256"):
-        raise CheckpointError(f"checkpoint {folder.name!r}: the training state {name} is corrupt or truncated "
-                              "(SHA-256 mismatch); it cannot be resumed.")
+    blob = read_hashed_file(folder, name, meta.get("train_state_sha256"), "training state",
+                            f"checkpoint {folder.name!r}", prefix=STATE_PREFIX)
     state = state_from_bytes(blob)
     if state.get("step") != meta.get("train_state_step"):
         raise CheckpointError(f"checkpoint {folder.name!r}: the training state is for step {state.get('step')}, "
