@@ -3,22 +3,18 @@ picking a head from the all-heads grid. Screenshots of each tab go to tests/arti
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from browser_helpers import launched_browser, open_page, require_chromium
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +23,16 @@ def url(app_url):
 
 
 @pytest.fixture(scope="module")
-def page(url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(WAIT_MS)
-        pg.goto(url)
-        pg.wait_for_selector("#train-start")
-        yield pg
-        browser.close()
+def browser():
+    yield from launched_browser()
+
+
+@pytest.fixture(scope="module")
+def page(browser, url):
+    pg = open_page(browser, url)
+    pg.wait_for_selector("#train-start")
+    yield pg
+    pg.close()
 
 
 def plot_js(elem_id: str, expr: str) -> str:

@@ -4,40 +4,30 @@ views, and the tab reads at 390, 1280 and 1440 px (screenshots in tests/artifact
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from browser_helpers import launched_browser, open_page, require_chromium
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
 PROMPT = "ROMEO: But soft, what light through yonder"
 HV = "#pa-head-view"
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
+    yield from launched_browser()
 
 
 def open_inspect(browser, url, width: int, height: int = 1000, prompt: str | None = PROMPT):
-    page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
-    page.set_default_timeout(WAIT_MS)
-    page.goto(url)
+    page = open_page(browser, url, width, height, accept_downloads=True)
     page.get_by_role("tab", name="Inspect").click()
     page.wait_for_selector(f"{HV} [data-role=line]", state="attached")
     if prompt is not None:

@@ -2,43 +2,37 @@
 own scores, and a click on a cell selects that head in the five stages."""
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 
+from browser_helpers import launched_browser, open_page, require_chromium
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 GRID = "#head-roles .js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-        pg.set_default_timeout(WAIT_MS)
-        pg.goto(app_url)
-        pg.get_by_role("tab", name="Inspect").click()
-        pg.wait_for_selector("#inspect-layer input")
-        pg.get_by_text("Head roles: what each head does").click()  # open the accordion
-        pg.click("#roles-btn")
-        pg.wait_for_function(f"(() => {{ const gd = document.querySelector('{GRID}'); "
-                             "return gd && gd.data && gd.data.length === 4; })()")
-        pg.wait_for_function("(() => { const gd = document.querySelector('#logit-lens .js-plotly-plot'); "
-                             "return gd && gd.data && gd.data.length === 1; })()")
-        yield pg
-        browser.close()
+def browser():
+    yield from launched_browser()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    pg = open_page(browser, app_url, 1440)
+    pg.get_by_role("tab", name="Inspect").click()
+    pg.wait_for_selector("#inspect-layer input")
+    pg.get_by_text("Head roles: what each head does").click()  # open the accordion
+    pg.click("#roles-btn")
+    pg.wait_for_function(f"(() => {{ const gd = document.querySelector('{GRID}'); "
+                         "return gd && gd.data && gd.data.length === 4; })()")
+    pg.wait_for_function("(() => { const gd = document.querySelector('#logit-lens .js-plotly-plot'); "
+                         "return gd && gd.data && gd.data.length === 1; })()")
+    yield pg
+    pg.close()
 
 
 def test_the_grids_show_the_models_scores_and_the_best_heads_in_words(page):

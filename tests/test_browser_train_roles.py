@@ -2,34 +2,28 @@
 induction preset sets its recipe and corpus, and a run draws every head's role scores next to the loss."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
+from browser_helpers import launched_browser, open_page, require_chromium
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 ROLES_PLOT = "document.querySelector('#roles-history-plot .js-plotly-plot')"
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(WAIT_MS)
-        pg.goto(app_url)
-        pg.wait_for_selector("#train-start")
-        yield pg
-        browser.close()
+def browser():
+    yield from launched_browser()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    pg = open_page(browser, app_url)
+    pg.wait_for_selector("#train-start")
+    yield pg
+    pg.close()
 
 
 def test_induction_preset_then_the_roles_chart_draws_every_head(page):

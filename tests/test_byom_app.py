@@ -11,6 +11,7 @@ import torch
 
 gradio_client = pytest.importorskip("gradio_client")
 transformers = pytest.importorskip("transformers")
+from hf_helpers import save_random_gpt2  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -32,10 +33,8 @@ def checkpoint_zip(tmp_path_factory, char_tok) -> Path:
 
 @pytest.fixture(scope="module")
 def hf_root(tmp_path_factory):
-    torch.manual_seed(0)
-    ref = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_head=3, n_embd=48, n_positions=64))
     root = tmp_path_factory.mktemp("hf")
-    ref.save_pretrained(root / "tiny-gpt2", safe_serialization=True)
+    save_random_gpt2(root / "tiny-gpt2", n_layer=2, n_head=3, n_embd=48, n_positions=64)
     return root
 
 

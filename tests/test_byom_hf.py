@@ -6,21 +6,19 @@ import shutil
 import threading
 
 import pytest
-import torch
 
 from explainer import trace_prompt
 from explainer.ui import byom
 
 transformers = pytest.importorskip("transformers")
+from hf_helpers import save_random_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def hf_root(tmp_path_factory):
     """checkpoints/hf/ stand-in with one small random GPT-2 saved by transformers."""
-    torch.manual_seed(0)
-    ref = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64))
     root = tmp_path_factory.mktemp("hf")
-    ref.save_pretrained(root / "tiny-gpt2", safe_serialization=True)
+    save_random_gpt2(root / "tiny-gpt2", n_layer=2, n_head=4, n_embd=64, n_positions=64)
     (root / "not-a-model").mkdir()  # no config.json: not listed
     return root
 

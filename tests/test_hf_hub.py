@@ -16,6 +16,7 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from hf_helpers import save_random_gpt2  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # each case starts a Python process
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -67,9 +68,7 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     repos = tmp_path_factory.mktemp("hub")
-    torch.manual_seed(0)
-    ref = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=32))
-    ref.save_pretrained(repos / "tiny-gpt2", safe_serialization=True)
+    save_random_gpt2(repos / "tiny-gpt2")
     (repos / "tiny-gpt2" / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # there, but never fetched
     (repos / "pickled").mkdir()
     (repos / "pickled" / "config.json").write_bytes((repos / "tiny-gpt2" / "config.json").read_bytes())

@@ -1,0 +1,36 @@
+"""What every browser test shares: Debian's chromium driven by Playwright (``playwright install`` cannot
+fetch a browser here), launched as the browser benchmark launches it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from explainer.ui.bench_browser import CHROMIUM, LAUNCH_ARGS
+
+WAIT_MS = 120_000  # generous: other jobs may be loading the CPUs
+
+
+def require_chromium():
+    """Skip the calling test module when chromium or Playwright is missing; return ``playwright.sync_api``."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)",
+                    allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api")
+
+
+def launched_browser():
+    """A generator fixture body: one headless chromium for a test module, closed after it."""
+    sync_api = require_chromium()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, width: int = 1400, height: int = 1000, **kwargs):
+    """A new page of ``url`` at this viewport, with the generous default timeout."""
+    page = browser.new_page(viewport={"width": width, "height": height}, **kwargs)
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    return page
