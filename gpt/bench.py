@@ -39,7 +39,7 @@ TARGET = 1.89
 NANOGPT_WALL_S = 70.0  # nanoGPT's train.py, CPU recipe, 2000 steps (val 1.886) on this kind of machine
 
 
-def time_to_target(model, data, cfg: TrainConfig, label: str) -> dict:
+def time_to_target(model, data, cfg: TrainConfig, label: str, final_batches: int = 200) -> dict:
     """Train; time the optimiser steps only (evaluations excluded) until val first reaches TARGET."""
     trainer = Trainer(model, data, cfg)
     step_ms, first_hit, first_hit_wall, last_t, train_s, last_val = [], None, None, 0.0, 0.0, float("nan")
@@ -53,8 +53,8 @@ def time_to_target(model, data, cfg: TrainConfig, label: str) -> dict:
                   f"(wall incl. evaluation {last_t:6.1f}s)", flush=True)
             if first_hit is None and ev.val_loss <= TARGET:
                 first_hit, first_hit_wall = train_s, last_t
-    final = evaluate(model, data, batches=200, batch_size=32, seed=0).loss
-    print(f"{label} final val loss (200 batches): {final:.4f}  (last in-run estimate {last_val:.4f})")
+    final = evaluate(model, data, batches=final_batches, batch_size=32, seed=0).loss
+    print(f"{label} final val loss ({final_batches} batches): {final:.4f}  (last in-run estimate {last_val:.4f})")
     print(f"{label} val <= {TARGET}: after {first_hit} s of training ({first_hit_wall} s wall including evaluations)")
     return {"ms_per_step": statistics.median(step_ms), "seconds_to_val_1_89": first_hit,
             "wall_s_to_val_1_89_incl_eval": first_hit_wall, "final_val_loss": final, "train_wall_s": last_t,
@@ -69,7 +69,7 @@ def bench_training(args, data, vocab) -> dict:
                       beta1=args.beta1, beta2=FAST_RECIPE["beta2"], optimizer=args.optimizer, muon_lr=args.muon_lr,
                       ns_steps=args.ns_steps, eval_interval=args.eval_interval,
                       eval_iters=args.eval_iters, seed=args.seed, device="cpu")
-    return time_to_target(model, data, cfg, "[this recipe]")
+    return time_to_target(model, data, cfg, "[this recipe]", args.final_batches)
 
 
 def bench_nanogpt_recipe(args, data, vocab) -> dict:
@@ -83,7 +83,7 @@ def bench_nanogpt_recipe(args, data, vocab) -> dict:
     cfg = TrainConfig(max_iters=iters, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_iters=min(100, iters // 2),
                       schedule="cosine", beta1=0.9, beta2=0.99, eval_interval=250 if not args.quick else 30,
                       eval_iters=20 if not args.quick else 4, seed=args.seed, device="cpu")
-    return time_to_target(model, data, cfg, "[nanoGPT recipe]")
+    return time_to_target(model, data, cfg, "[nanoGPT recipe]", args.final_batches)
 
 
 def bench_sampling(args, vocab) -> dict:
@@ -154,6 +154,7 @@ def main(argv=None) -> None:
                    help="wsd: the last fraction of steps that decays")
     p.add_argument("--eval-interval", type=int, default=10)
     p.add_argument("--eval-iters", type=int, default=20)
+    p.add_argument("--final-batches", type=int, default=200, help="batches of 32 for each run's final val loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--new-tokens", type=int, default=240)
@@ -166,6 +167,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.iters, args.eval_interval, args.eval_iters, args.new_tokens, args.sample_repeats = 60, 30, 4, 32, 1
+        args.final_batches = 10
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

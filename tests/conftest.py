@@ -14,6 +14,8 @@ import pytest
 import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio notices a closed tab one heartbeat after it closed (15 s by default): 1 s keeps the tab-close tests short
+os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "1")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
@@ -33,6 +35,41 @@ def _ensure_corpus() -> None:
 
 _ensure_corpus()
 torch.set_num_threads(1)  # tiny tensors: one thread is as fast and never oversubscribes
+
+
+def _reuse_ssl_contexts() -> None:
+    """gradio_client opens a new httpx client for every request and stream, and each loads the CA bundle
+    (~40 ms of CPU) although every test request goes to loopback http: that was 40 % of the CPU of the
+    load tests. The test clients share one context per setting instead; the app is not touched."""
+    import functools
+
+    import httpx._transports.default as transports
+
+    create = transports.create_ssl_context
+    if getattr(create, "shared", False):
+        return
+    cached = functools.lru_cache(maxsize=8)(create)
+
+    def shared(*args, **kwargs):
+        try:
+            return cached(*args, **kwargs)
+        except TypeError:  # an unhashable setting: build it as httpx would
+            return create(*args, **kwargs)
+
+    shared.shared = True
+    transports.create_ssl_context = shared
+
+
+_reuse_ssl_contexts()
+
+
+@pytest.fixture
+def two_threads():
+    """A test that trains or evaluates for many seconds uses both cores (the rest run on one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +141,4 @@ def app_url():
                 **launch_kwargs())
     yield demo.local_url
     demo.close()
+

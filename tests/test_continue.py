@@ -128,7 +128,7 @@ def _weights(zip_path: str, dest: Path):
 
 @pytest.mark.slow
 def test_app_stop_continue_and_upload_continue_give_the_uninterrupted_weights(app_url, tmp_path):
-    total = 1000
+    total = 400
     client = Client(app_url, verbose=False)
     other = Client(app_url, verbose=False)
     try:

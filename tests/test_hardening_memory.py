@@ -25,7 +25,7 @@ from hardening_helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-TTL_S = 4
+TTL_S = 2
 INSPECTORS, TRAINERS, INSPECTS = 30, 5, 8
 BOUND_MB = 200
 TRAIN = dict(corpus="Tiny Shakespeare", upload=None, tokenizer="char", preset="single-head", iters=10, lr=1e-3,
