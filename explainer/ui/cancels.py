@@ -9,8 +9,10 @@ never fires, and a cancelled 5,000-step run holds the training slot for minutes.
 
 ``Watch`` is an ASGI middleware that stamps each ``queue/join`` with its arrival time (in the
 request's ``state``, which the handler's ``gr.Request`` carries) and notes every cancel by
-(session, fn_index). A training handler asks ``overtaken(request, fn_ids)``: was a cancel for
-this session and one of these events received after this request joined? A cancel can even
+(session, fn_index). A training handler asks ``watcher(request, api_names)()`` before it waits,
+while it waits and at every update, and its training thread at every step: was a cancel for
+this session and one of these events received after this request joined? So a cancelled run
+stops at its next step, not when the watchdog notices that nobody reads it. A cancel can even
 arrive *before* its join (the client's cancel thread overtakes its join request): a cancel that
 names no event id and matches no queued or running event of that session is an orphan, and it
 applies to that session's next join of that event within ``ORPHAN_S``.
@@ -61,27 +63,34 @@ def fn_ids(request, api_names) -> list[int]:
     return [i for i, fn in (getattr(blocks, "fns", None) or {}).items() if getattr(fn, "api_name", None) in api_names]
 
 
-def overtaken(request, api_names) -> bool:
-    """A cancel for this request's session and one of the events ``api_names`` arrived after this request
-    joined the queue, or an orphan cancel just before it (False for a direct call, not through the queue).
-    An orphan cancel is used up by the join it stops."""
+def watcher(request, api_names):
+    """A check cheap enough for every training step: has a cancel for this request's session and one of the
+    events ``api_names`` arrived after this request joined the queue, or an orphan cancel just before it?
+    (Never, for a direct call that did not come through the queue.) An orphan cancel is used up by the
+    join it stops."""
     joined = joined_at(request)
     session_hash = getattr(request, "session_hash", None)
     if joined is None or not session_hash:
+        return lambda: False
+    keys = [(session_hash, fn) for fn in fn_ids(request, api_names)]
+
+    def cancelled() -> bool:
+        with _lock:
+            for key in keys:
+                at, orphan = _cancels.get(key, (-1.0, False))
+                if at >= joined:
+                    return True
+                if orphan and 0 <= joined - at <= ORPHAN_S:
+                    del _cancels[key]
+                    return True
         return False
-    with _lock:
-        if not any(key[0] == session_hash for key in _cancels):
-            return False
-    ids = fn_ids(request, api_names)
-    with _lock:
-        for fn in ids:
-            at, orphan = _cancels.get((session_hash, fn), (-1.0, False))
-            if at >= joined:
-                return True
-            if orphan and 0 <= joined - at <= ORPHAN_S:
-                del _cancels[(session_hash, fn)]
-                return True
-    return False
+
+    return cancelled
+
+
+def overtaken(request, api_names) -> bool:
+    """``watcher(request, api_names)()``, once."""
+    return watcher(request, api_names)()
 
 
 def _pending(app, session_hash: str, fn_index: int) -> bool:

@@ -15,10 +15,11 @@ from pathlib import Path
 import gradio as gr
 
 from explainer.figures.training import loss_curves_figure
+from gpt.accel import device_status
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import admission, cancels, common, limits, train_roles, training
+from . import admission, cancels, common, expiry, limits, train_roles, training
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -58,7 +59,7 @@ def stats_markdown(run: TrainingRun | None) -> str:
     if run is None:
         return "Press **Start** to train. The loss curve, tokens/s and samples appear here as it runs."
     evs = run.events
-    parts = [f"**{run.model.num_params():,}** parameters on {run.trainer.device}"]
+    parts = [f"**{run.model.num_params():,}** parameters on {device_status(run.trainer.device)}"]
     if evs:
         ev = evs[-1]
         cfg = run.trainer.config
@@ -146,12 +147,18 @@ def stream_in_slot(session: Session, request, prepare, start):
 
     A cancel that overtook this request (``cancels``: sent before Gradio started it) ends it before it
     trains, or stops the run at its next update."""
-    def cancelled() -> bool:
-        return cancels.overtaken(request, TRAINING_EVENTS)
+    cancelled = cancels.watcher(request, TRAINING_EVENTS)
+
+    def make_room() -> None:  # before waiting in line (a full disk is said at once) and again once admitted
+        if not expiry.make_room(expiry.demo_of(request), limits.MAX_RUN_FILES_BYTES, keep=owner):
+            raise ValueError(f"the server's disk for training runs is full ({training.disk_used() / 1e6:,.0f} of "
+                             f"{limits.MAX_RUN_DISK_BYTES / 1e6:,.0f} MB, other visitors' runs still in use): "
+                             "try again in a few minutes.")
 
     if cancelled():
         return
     owner = request.session_hash if request is not None and request.session_hash else f"local-{id(session)}"
+    make_room()
     ticket = admission.GATE.enter(owner)
     try:
         place = ticket.wait(0)
@@ -162,9 +169,11 @@ def stream_in_slot(session: Session, request, prepare, start):
             place = ticket.wait(WAIT_POLL_S)
         if cancelled():
             return
+        make_room()
         run = prepare()
         ticket.hold(run)
         bind(session, request.session_hash if request else None)
+        run.cancelled = cancelled  # the training thread stops at its next step once the request is cancelled
         start(run)
         try:
             yield render(run, session)

@@ -148,6 +148,7 @@ class TrainingRun:
         self.stop_requested = False
         self.started = 0.0
         self.read_at = 0.0  # when the handler last asked for an update (the watchdog's clock)
+        self.cancelled = lambda: False  # set by the handler: was its request cancelled (``cancels``)?
         self.error: Exception | None = None  # why the thread stopped, if it failed
         self.exported: Export | None = None
 
@@ -201,8 +202,8 @@ class TrainingRun:
                     self.status = "stopped"
                 elif self.elapsed() > limits.MAX_TRAIN_SECONDS:
                     self.status = "time limit"
-                elif time.monotonic() - self.read_at > limits.TRAIN_WATCHDOG_S:
-                    self.status = "stopped"  # nobody reads its updates (a cancelled or abandoned request)
+                elif time.monotonic() - self.read_at > limits.TRAIN_WATCHDOG_S or self.cancelled():
+                    self.status = "stopped"  # its request was cancelled, or nobody reads its updates
                 else:
                     with self.lock:
                         ev = next(it, None)
@@ -302,6 +303,18 @@ class TrainingRun:
         from . import continue_run
         continue_run.free(self)
         retire(RUNS_DIR / self.id)
+
+
+def disk_used(exclude: set[str] = frozenset()) -> int:
+    """Bytes of this process's run folders, not counting retired ones (deleted within EXPORT_GRACE_S) nor the
+    runs named in ``exclude`` (their ids)."""
+    with _retired_lock:
+        retired = {f for _, f in _retired}
+    total = 0
+    for folder in RUNS_DIR.iterdir() if RUNS_DIR.is_dir() else []:
+        if folder not in retired and folder.name not in exclude:
+            total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return total
 
 
 def retire(folder: Path) -> None:
