@@ -166,6 +166,26 @@ def test_app_stop_continue_and_upload_continue_give_the_uninterrupted_weights(ap
     assert same_weights(uploaded, straight.model)
 
 
+def test_only_the_latest_run_keeps_its_optimiser_state():
+    """Continue takes the latest run only: a session's other model lets go of its optimiser state."""
+    from explainer.ui.session import Session
+
+    def tiny(tokenizer):
+        return train_tab.make_spec(ARGS["corpus"], None, tokenizer, "gpt-tiny", 10, HP["lr"], HP["batch_size"],
+                                   HP["block_size"], 1, 1, 8, 0.0, 0, 0)
+
+    session = Session()
+    char, gpt2 = TrainingRun(tiny("char")), TrainingRun(tiny("gpt2"))
+    session.add_run(char)
+    drive(char)
+    assert char.trainer.optimizer.state
+    session.add_run(gpt2)
+    drive(gpt2)
+    assert not char.trainer.optimizer.state and gpt2.trainer.optimizer.state
+    assert session.runs == {"char": char, "gpt2": gpt2} and session.latest is gpt2  # both models stay
+    session.release()
+
+
 def test_the_limits_table_counts_the_kept_state():
     text = limits.markdown()
     assert "optimiser state" in text and f"{limits.MAX_UPLOAD_MB} MB" in text

@@ -177,3 +177,46 @@ def test_sweep_forgets_idle_sessions_but_never_a_training_one(monkeypatch):
         finally:
             idle.close()
             trainer.close()
+
+
+@pytest.mark.slow
+def test_run_files_stay_under_the_disk_cap(monkeypatch):
+    """Run files are capped in bytes: a new run first makes room by forgetting the least recently used idle
+    session with trained models; when only busy sessions hold the disk, training is refused in words."""
+    from gradio_client.exceptions import AppError
+
+    from explainer.ui import limits, training
+    from hardening_helpers import served
+
+    with served() as (demo, url):
+        a, b, c = (Client(url, verbose=False) for _ in range(3))
+        job = None
+        try:
+            a.predict(**TRAIN, api_name="/train")  # finished and exported: its files are on disk
+            one_run = training.disk_used()
+            assert one_run > 0
+            monkeypatch.setattr(limits, "MAX_RUN_FILES_BYTES", one_run)  # what a new run may need
+            monkeypatch.setattr(limits, "MAX_RUN_DISK_BYTES", one_run + one_run // 2)  # room for 1.5 runs
+            b.predict(**{**TRAIN, "seed": 1}, api_name="/train")  # a is idle: forgotten to make room
+            assert a.session_hash not in demo.state_holder.session_data
+            assert b.session_hash in demo.state_holder.session_data
+            assert training.disk_used() <= limits.MAX_RUN_DISK_BYTES
+            # b's char model stays while b trains a gpt2 one: b is busy and c cannot make room
+            job = b.submit(**{**TRAIN, "tokenizer": "gpt2", "n_embd": 16, "iters": 5000}, api_name="/train")
+            deadline = time.monotonic() + 60
+            while not expiry_busy(demo, b.session_hash) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            with pytest.raises(AppError, match="the server's disk for training runs is full") as e:
+                c.predict(**TRAIN, api_name="/train")
+            assert "Traceback" not in str(e.value)
+        finally:
+            if job is not None:
+                job.cancel()
+            for client in (a, b, c):
+                client.close()
+
+
+def expiry_busy(demo, session_hash: str) -> bool:
+    from explainer.ui import expiry
+
+    return expiry.busy(demo, session_hash)

@@ -73,6 +73,37 @@ def sweep(demo, now: float | None = None) -> int:
     return len(doomed)
 
 
+def demo_of(request):
+    """The Blocks serving this request (None for a direct call)."""
+    app = getattr(getattr(request, "request", None), "app", None)
+    return app.get_blocks() if hasattr(app, "get_blocks") else None
+
+
+def make_room(demo, need: int, keep: str | None = None) -> bool:
+    """Forget the least recently used idle sessions holding trained models (never ``keep``) until the other
+    sessions' run files plus ``need`` bytes fit ``limits.MAX_RUN_DISK_BYTES``; True when they fit.
+
+    ``keep``'s own run files do not count: it holds at most one run per tokenizer, and its new run replaces one."""
+    holder = getattr(demo, "state_holder", None)
+    mine = sessions_of(holder.session_data.get(keep)) if holder is not None and keep else []
+    mine += [LIVE[keep]] if keep in LIVE else []
+    own = {run.id for s in mine for run in [*s.runs.values(), s.latest] if run is not None}
+
+    def fits() -> bool:
+        return training.disk_used(exclude=own) + need <= limits.MAX_RUN_DISK_BYTES
+
+    if fits() or holder is None:
+        return fits()
+    with holder.lock:
+        by_age = [h for h, _ in sorted(holder.time_last_used.items(), key=lambda kv: kv[1])]
+    for h in by_age:
+        if h != keep and not busy(demo, h) and any(s.runs for s in sessions_of(holder.session_data.get(h))):
+            forget(demo, h)
+            if fits():
+                return True
+    return fits()
+
+
 def trim() -> None:
     """Give freed heap pages back to the system (glibc keeps them otherwise)."""
     try:

@@ -31,6 +31,10 @@ MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # a .txt corpus: checked by the 
 MAX_CHECKPOINT_ZIP_BYTES = 12 * MAX_PARAMS + 8 * 2**20
 MAX_CHECKPOINT_ZIP_MB = math.ceil(MAX_CHECKPOINT_ZIP_BYTES / 2**20)
 MAX_FILE_BYTES = max(MAX_UPLOAD_BYTES, MAX_CHECKPOINT_ZIP_BYTES)  # Gradio's one cap for every upload (launch)
+# run files on disk: one run's export is its checkpoint folder and the same again zipped; all sessions' together
+# stay under MAX_RUN_DISK_BYTES (the least recently used idle sessions are forgotten to make room)
+MAX_RUN_FILES_BYTES = 2 * MAX_CHECKPOINT_ZIP_BYTES
+MAX_RUN_DISK_BYTES = 4 * 10**9
 # GPT-2 models in the Hugging Face layout (byom), shared read-only by every visitor
 MAX_HF_MODELS = 2  # held at once (GPT-2 small: ~0.6 GB resident each)
 MAX_HF_PARAMS = 400_000_000  # up to GPT-2 medium (355 M, ~1.4 GB in float32); large/xl are refused
@@ -145,13 +149,15 @@ def table() -> list[tuple[str, str]]:
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
         ("requests", f"{INSPECT_CONCURRENCY} inspect / generate at once, up to {QUEUE_MAX_SIZE} waiting"),
-        ("kept per visitor", f"the latest model per tokenizer (with its optimiser state, ~2x its weights, so "
-                             f"Continue training resumes it), an uploaded checkpoint and {TRACE_CACHE_SIZE} traces; "
-                             "freed when the tab "
+        ("kept per visitor", f"the latest model per tokenizer, the optimiser state of the latest run (~2x its "
+                             f"weights, so Continue training resumes it), an uploaded checkpoint and "
+                             f"{TRACE_CACHE_SIZE} traces; freed when the tab "
                              f"closes or after {SESSION_TTL_S // 60} min idle (PLAYATTENTION_SESSION_TTL_S)"),
         ("kept per server", f"{MAX_SESSIONS} sessions; {MAX_TRAINED_SESSIONS} of them with trained models "
-                            f"(<= {2 * MAX_TRAINED_SESSIONS} models, each with <= ~300 MB of run files on disk: "
-                            "checkpoint, training state and their zip)"),
+                            f"(<= {2 * MAX_TRAINED_SESSIONS} models); run files on disk (checkpoint, training state "
+                            f"and their zip, <= {MAX_RUN_FILES_BYTES / 1e6:,.0f} MB a run) <= "
+                            f"{MAX_RUN_DISK_BYTES / 1e9:g} GB in all: the least recently used idle sessions are "
+                            "forgotten to make room, else a new run is refused until there is room"),
         ("model name", f"a shipped, untrained-*, session-* or checkpoint name, <= {MAX_KEY_CHARS} characters"),
     ]
 

@@ -33,10 +33,17 @@ class Session:
         self.upload_folder = None
 
     def add_run(self, run) -> None:
+        """``run`` becomes the latest run and this tokenizer's model. Only the latest run can be continued,
+        so the other tokenizer's run lets go of its optimiser state (~2x its weights) now."""
+        from . import continue_run
+
         old = self.runs.get(run.spec.tokenizer)
         if old is not None and old is not run:
             old.stop()
             old.cleanup()
+        for other in self.runs.values():
+            if other is not old and other is not run and not other.running:
+                continue_run.free(other)
         self.runs[run.spec.tokenizer] = run
         self.latest = run
         self.traces.clear()
