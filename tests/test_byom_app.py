@@ -83,3 +83,38 @@ def test_hf_folder_model_is_in_every_clients_menu_and_inspects(app_url, hf_root,
         assert text.startswith("Hello") and len(text) > len("Hello")
     finally:
         c.close()
+
+
+@pytest.mark.slow
+def test_hf_model_head_roles_and_logit_lens_are_its_own_numbers(app_url, hf_root, monkeypatch):
+    """Head roles and the logit lens work on a Hugging Face GPT-2 (its own numbers); before/after training
+    is said to be not applicable, not drawn from a random twin."""
+    import numpy as np
+
+    import explainer as fx
+    from test_roles_panel import array, figure
+
+    monkeypatch.delenv(byom.ENV, raising=False)
+    monkeypatch.setattr(byom, "hf_root", lambda: hf_root)
+    monkeypatch.setattr(byom, "MODELS", byom.HFModels())
+    c = Client(app_url, verbose=False)
+    try:
+        loaded = byom.MODELS.get("hf-tiny-gpt2", wait_s=120)
+        grid, before, words = c.predict("hf-tiny-gpt2", api_name="/heads")
+        roles = fx.head_roles(loaded.model)
+        fig = figure(grid)
+        assert fig.layout.title.text.startswith("tiny-gpt2 (GPT-2 from Hugging Face")
+        for t in fig.data:
+            assert array(t.z).shape == (2, 3)
+            np.testing.assert_allclose(array(t.z), roles.scores[t.name], atol=1e-6)
+        assert roles.describe("induction") in words
+        note = figure(before)
+        assert note.layout.title.text == "Before training: not applicable" and not note.data
+        assert "was trained elsewhere" in note.layout.annotations[0].text
+        plot = c.predict("Hello there, my friend", "hf-tiny-gpt2", api_name="/lens")
+        lens = fx.logit_lens(loaded.model, loaded.tokenizer, "Hello there, my friend")
+        (heat,) = figure(plot).data
+        assert array(heat.z).shape == (3, lens.top_probs.shape[1])  # embedding + 2 layers, one column a token
+        np.testing.assert_allclose(array(heat.z), lens.top_probs[:, :, 0], atol=1e-6)
+    finally:
+        c.close()

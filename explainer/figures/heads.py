@@ -52,15 +52,20 @@ def all_heads_figure(trace: PromptTrace) -> go.Figure:
                  hovertemplate="%{y}<br>%{x}<br>weight ≈ %{z} % (rounded)<extra></extra>")]
     middle = T // 2
     layout = dict(
+        # labels level, never auto-rotated (plotly tilts them by the category spacing); past 8 heads the
+        # number alone under an axis title "head", so GPT-2's 12 still fit a phone's width
         xaxis=dict(type="category", showgrid=False, zeroline=False, ticks="", side="top", tickmode="array",
-                   tickvals=[x[h * T + middle] for h in range(H)], ticktext=[f"head {h}" for h in range(H)]),
+                   tickvals=[x[h * T + middle] for h in range(H)], tickangle=0,
+                   ticktext=[f"head {h}" if H <= 8 else str(h) for h in range(H)],
+                   title=dict(text="head" if H > 8 else None, standoff=2)),
         yaxis=dict(type="category", autorange="reversed", showgrid=False, zeroline=False, ticks="",
                    tickmode="array", tickvals=[y[lay * T + middle] for lay in range(L)],
                    ticktext=[f"layer {lay}" for lay in range(L)]),
         shapes=lines, meta=dict(pa_grid=dict(tokens=T, layers=L, heads=H)),
     )
+    tile = min(120, max(40, round(540 / H)))  # about square in the tab's half-width column; 45 px for GPT-2's 12
     return build_figure(data, layout, title=dict(text=title, font=dict(size=13)),
-                        height=80 + max(200, 120 * L), margin=dict(l=70, r=20, t=90, b=20))
+                        height=80 + max(200, tile * L), margin=dict(l=70, r=20, t=90 + (22 if H > 8 else 0), b=20))
 
 
 def head_view_data(trace: PromptTrace, layer: int, selected: int = 0) -> dict:

@@ -14,12 +14,14 @@ ROLE_COLORS = {"previous-token": "#1f77b4", "first-token": "#7f7f7f", "duplicate
                "induction": "#d62728"}
 SINK_NOTE = ("first-token: a head that parks its attention on token 0 is an 'attention sink' "
              "(StreamingLLM, arXiv 2309.17453): softmax must put its weight somewhere.")
+MAX_TEXT_HEADS = 8  # a role grid prints its scores in the cells up to this many heads a layer
 
 
 def head_roles_figure(roles: HeadRoles, *, title: str | None = None) -> go.Figure:
     """One layers x heads grid per role, side by side; colour = score on a fixed 0..1 scale.
 
-    Each cell shows its score as text, the hover gives it to four decimals, and its
+    Each cell shows its score as text (up to ``MAX_TEXT_HEADS`` heads a layer; wider grids leave no room,
+    e.g. GPT-2's 12), the hover gives it to four decimals, and its
     ``customdata`` is (layer, head), so a click in the UI maps straight back to the head.
     """
     L, H = roles.n_layer, roles.n_head
@@ -35,7 +37,8 @@ def head_roles_figure(roles: HeadRoles, *, title: str | None = None) -> go.Figur
         data.append(dict(
             type="heatmap", z=roles.scores[role], x=list(range(H)), y=list(range(L)), xaxis=axes[0],
             yaxis=axes[1], customdata=custom, name=role, colorscale=WEIGHT_COLORS, zmin=0, zmax=1,
-            showscale=i == len(ROLES) - 1, texttemplate="%{z:.2f}", textfont=dict(size=10),
+            showscale=i == len(ROLES) - 1, texttemplate="%{z:.2f}" if H <= MAX_TEXT_HEADS else "",
+            textfont=dict(size=10),
             hovertemplate=(f"layer %{{customdata[0]}}, head %{{customdata[1]}}<br>{role} score = %{{z:.4f}}"
                            f"<br>({ROLE_PHRASES[role]})<extra></extra>"),
         ))

@@ -10,7 +10,7 @@ import html
 
 import gradio as gr
 
-from . import common, limits, registry
+from . import byom, common, limits, registry
 from .errors import friendly
 from .session import Session
 
@@ -90,6 +90,10 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                 "differently (below), so an untrained gpt2 model strings together random *words and word pieces* "
                 "while an untrained char model strings together random *characters*. Bits per character make "
                 "the two comparable.", elem_classes="pa-note")
+    if byom.MODELS.keys():
+        gr.Markdown("The Hugging Face GPT-2 models in Inspect's menu are not in this grid: they were trained "
+                    "elsewhere, so before and after training does not apply to them.", elem_classes="pa-note",
+                    elem_id="compare-hf-note")
     with gr.Row(equal_height=True):
         prompt = gr.Textbox("ROMEO:", label="Prompt", scale=3, max_lines=3, elem_id="compare-prompt")
         seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED, scale=1)

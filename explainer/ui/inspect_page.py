@@ -84,7 +84,17 @@ HEAD_JS = """
       if ((lines[lines.length - 1] + ' ' + word).length > 40) lines.push(word);
       else lines[lines.length - 1] = (lines[lines.length - 1] + ' ' + word).trim();
     }
-    window.Plotly.relayout(gd, { 'title.text': lines.join('<br>'), 'title.font.size': 12, 'title.yref': 'paper',
+    const x = gd.layout.xaxis || {}, text2 = lines.join('<br>');
+    if (x.side === 'top') {  // labels above the plot (the all-heads grid): the title goes above them, from the top
+      const block = gd.closest('.block'), label = block && block.querySelector('[data-testid="block-label"]');
+      const top = 18 + (label ? Math.max(0, label.getBoundingClientRect().bottom - gd.getBoundingClientRect().top)
+                             : 40);  // below the component's label
+      window.Plotly.relayout(gd, { 'title.text': text2, 'title.font.size': 12, 'title.yref': 'container',
+                                   'title.y': 1, 'title.yanchor': 'top', 'title.pad.t': top,
+                                   'margin.t': top + 16 * lines.length + 56 });
+      return;
+    }
+    window.Plotly.relayout(gd, { 'title.text': text2, 'title.font.size': 12, 'title.yref': 'paper',
                                  'title.y': 1, 'title.yanchor': 'bottom', 'title.pad.b': 24,
                                  'margin.t': 70 + 16 * lines.length });  // clear of the component's label
   };

@@ -10,9 +10,10 @@ from __future__ import annotations
 import gradio as gr
 
 import explainer as fx
+from explainer.figures.common import message_figure
 from explainer.heads import ROLES
 
-from . import common, limits
+from . import byom, common, limits
 from .errors import friendly
 from .registry import UNTRAINED_SEED  # the untrained twin's weights: the same every time
 from .session import Session
@@ -68,14 +69,24 @@ def words(roles) -> str:
     return "\n".join(["**Best head of each role** (click a cell to select that head above):", *lines, "", SINK_WORDS])
 
 
+NOT_APPLICABLE = ("{label}<br>was trained elsewhere, not in this app: there is no before and after here.<br>"
+                  "The untrained twin is shown for the models trained in this app, whose training starts from it.")
+
+
 def heads(session: Session, model: str):
-    """(role grids of the model, role grids of its untrained twin, the best heads in words)."""
+    """(role grids of the model, role grids of its untrained twin, the best heads in words).
+
+    A Hugging Face model has no twin here: its before/after is not applicable, and the second figure says so
+    (building a random GPT-2 small for it would cost seconds and ~0.5 GB for nothing it could be compared to)."""
     session = session or Session()
     loaded = session.model(model)
     roles = roles_of(session, loaded)
-    before = untrained_roles(session, loaded)
-    return (fx.head_roles_figure(roles, title=loaded.label),
-            fx.head_roles_figure(before, title=f"Untrained, same shape (seed {UNTRAINED_SEED})"), words(roles))
+    if byom.is_hf_key(model):
+        before = message_figure("Before training: not applicable", NOT_APPLICABLE.format(label=loaded.label))
+    else:
+        before = fx.head_roles_figure(untrained_roles(session, loaded),
+                                      title=f"Untrained, same shape (seed {UNTRAINED_SEED})")
+    return fx.head_roles_figure(roles, title=loaded.label), before, words(roles)
 
 
 def lens(session: Session, prompt: str, model: str):
