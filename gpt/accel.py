@@ -59,4 +59,23 @@ class LossReader:
         return out
 
 
-__all__ = ["autocast", "to_device", "compiled", "LossReader", "CUDA_LOSS_READ_EVERY"]
+def device_status(device: torch.device | str) -> str:
+    """The device a run trains on, in words, live: on CUDA its memory in use (torch's own counters) and, when
+    NVML is installed (``nvidia-ml-py``), its utilisation, like the line one watches in ``nvidia-smi``."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"{device.type} ({torch.get_num_threads()} threads)"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    gib = 2 ** 30
+    used, peak = torch.cuda.memory_allocated(index) / gib, torch.cuda.max_memory_allocated(index) / gib
+    text = (f"cuda:{index} {props.name} · memory {used:.2f} GiB in use (peak {peak:.2f}) "
+            f"of {props.total_memory / gib:.0f} GiB")
+    try:
+        text += f" · utilisation {torch.cuda.utilization(index)} %"
+    except Exception:  # noqa: BLE001 - NVML missing or unusable: memory only, as torch can tell it
+        text += " · utilisation unknown (install nvidia-ml-py)"
+    return text
+
+
+__all__ = ["autocast", "to_device", "compiled", "LossReader", "CUDA_LOSS_READ_EVERY", "device_status"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gpt import GPT
-from gpt.accel import CUDA_LOSS_READ_EVERY, LossReader, autocast, to_device
+from gpt.accel import CUDA_LOSS_READ_EVERY, LossReader, autocast, device_status, to_device
 from gpt.config import TrainConfig, preset_config
 from gpt.trainer import Trainer, TrainingDiverged
 
@@ -21,6 +21,34 @@ def test_cpu_path_is_unchanged():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     reader = LossReader(cpu)
     assert [reader.read(torch.tensor(float(s)), s) for s in (1, 2)] == [[(1, 1.0)], [(2, 2.0)]]
+
+
+def test_device_status_in_words():
+    """What the Train tab shows: the CPU and its threads; on CUDA, torch's memory counters and NVML's
+    utilisation (here on stand-ins for torch.cuda's counters: this machine has no GPU)."""
+    assert device_status("cpu") == f"cpu ({torch.get_num_threads()} threads)"
+
+
+def test_device_status_on_cuda_reads_the_counters(monkeypatch):
+    props = type("Props", (), {"name": "NVIDIA H200", "total_memory": 141 * 2**30})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda i: 3 * 2**29)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda i: 2**31)
+    monkeypatch.setattr(torch.cuda, "utilization", lambda i: 87)
+    assert device_status("cuda:0") == "cuda:0 NVIDIA H200 · memory 1.50 GiB in use (peak 2.00) of 141 GiB · " \
+                                      "utilisation 87 %"
+
+    def no_nvml(i):
+        raise ModuleNotFoundError("pynvml")
+    monkeypatch.setattr(torch.cuda, "utilization", no_nvml)
+    assert device_status("cuda:0").endswith("utilisation unknown (install nvidia-ml-py)")
+
+
+@needs_cuda
+def test_device_status_on_this_gpu():
+    x = torch.ones(1024, 1024, device="cuda")
+    text = device_status(x.device)
+    assert text.startswith("cuda:0 ") and torch.cuda.get_device_name(0) in text and "GiB in use" in text
 
 
 def _run(char_data, vocab, device: str, steps: int = 30, **kw) -> Trainer:
