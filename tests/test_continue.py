@@ -192,7 +192,7 @@ def test_the_limits_table_counts_the_kept_state():
 
 
 @pytest.mark.slow
-def test_the_largest_exportable_zip_fits_the_upload_cap_and_uploads_back(tmp_path):
+def test_the_largest_exportable_zip_fits_the_upload_cap_and_uploads_back(tmp_path, two_threads):
     """A model near MAX_PARAMS, stopped after 1 step: its zip (weights + training state + reports) is within
     limits.MAX_CHECKPOINT_ZIP_BYTES, Gradio's upload cap (MAX_FILE_BYTES) admits it, and it imports back."""
     from explainer.ui.upload import import_checkpoint_zip

@@ -129,7 +129,7 @@ def test_train_streams_the_session_models_head_roles(app_url, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_induction_head_forms_in_the_app_and_is_marked(app_url):
+def test_an_induction_head_forms_in_the_app_and_is_marked(app_url, two_threads):
     from gpt.synthetic import INDUCTION_TRAIN
 
     c = Client(app_url, verbose=False)

@@ -69,6 +69,7 @@ def releaser(demo: gr.Blocks):
     def release(request: gr.Request) -> None:
         if (d := ref()) is not None and request.session_hash:
             expiry.forget(d, request.session_hash)
+            expiry.trim()  # hand the freed heap back now: the sweeper (which also trims) finds nothing left
     return release
 
 
