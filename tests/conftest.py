@@ -142,3 +142,29 @@ def app_url():
     yield demo.local_url
     demo.close()
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_run_outlives_its_module():
+    """After each test module: a training run it left behind (a session its clients never closed) is stopped,
+    so it cannot slow the next modules, and is reported as a warning."""
+    yield
+    import threading
+    import time
+    import warnings
+
+    from explainer.ui import session as sessions
+    from explainer.ui.training import THREAD_PREFIX
+
+    def training() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+    if not training():
+        return
+    left = training()
+    for session_hash in list(sessions.LIVE.keys()):
+        sessions.release_session(session_hash)
+    deadline = time.monotonic() + 30
+    while training() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    warnings.warn(f"training runs still going after the module: {left}; stopped (left: {training()})")

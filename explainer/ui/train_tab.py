@@ -185,6 +185,8 @@ def stream_in_slot(session: Session, request, prepare, start):
             run.stop()
     finally:
         ticket.release()
+    if session.latest is not run:  # the tab closed (or the session expired) meanwhile: nobody to export for
+        return
     if run.error is not None:
         session.drop_run(run)
         raise run.error
