@@ -224,3 +224,15 @@ def check_message(t: Surfaces, surface: str, call, expected: str) -> None:
     assert expected in text, text[:1000]
     assert "Traceback" not in text and "object at 0x" not in text
     assert str(t.root) not in text or surface != "app"
+
+
+def table_test(cases: list):
+    """The table's one test: every row through ``check_message``, run from the repository root (relative
+    paths such as TRAVERSAL resolve from there)."""
+
+    @pytest.mark.parametrize("surface, call, expected", cases)
+    def test_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
+        monkeypatch.chdir(ROOT)
+        check_message(t, surface, call, expected)
+
+    return test_bad_input_gets_a_specific_message

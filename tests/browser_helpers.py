@@ -34,3 +34,18 @@ def open_page(browser, url: str, width: int = 1400, height: int = 1000, **kwargs
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
     return page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium for the test module that imports this fixture."""
+    yield from launched_browser()
+
+
+@pytest.fixture(scope="module")
+def train_page(browser, app_url):
+    """The shared app's Train tab at 1400 x 1000, ready to start."""
+    page = open_page(browser, app_url)
+    page.wait_for_selector("#train-start")
+    yield page
+    page.close()

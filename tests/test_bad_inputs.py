@@ -21,8 +21,8 @@ import pickle
 
 import pytest
 
-from bad_input_surfaces import (PROMPT, ROOT, TINY, TRAVERSAL, Payload, Surfaces, case, check_message, raises,
-                                surfaces_fixture)
+from bad_input_surfaces import (PROMPT, ROOT, TINY, TRAVERSAL, Payload, Surfaces, case, raises,
+                                surfaces_fixture, table_test)
 from gpt import CheckpointError, DataError, GPTConfig, UnknownCharactersError, load_checkpoint, load_text
 from gpt import save_checkpoint
 from gpt.checkpoint import user_checkpoint_path
@@ -239,10 +239,7 @@ def test_the_table_covers_every_surface():
     assert len({p.id for p in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("surface, call, expected", CASES)
-def test_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
-    monkeypatch.chdir(ROOT)  # relative paths such as TRAVERSAL resolve from the repository
-    check_message(t, surface, call, expected)
+test_bad_input_gets_a_specific_message = table_test(CASES)
 
 
 def test_pickle_payloads_never_run(t, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_input_surfaces import ROOT, Surfaces, case, check_message, raises, surfaces_fixture
+from bad_input_surfaces import Surfaces, case, raises, surfaces_fixture, table_test
 from gpt import CheckpointError, load_pretrained
 from gradio_client import handle_file
 
@@ -139,7 +139,4 @@ CASES = [
 t = surfaces_fixture(Byom, "bad-inputs-byom")
 
 
-@pytest.mark.parametrize("surface, call, expected", CASES)
-def test_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    check_message(t, surface, call, expected)
+test_bad_input_gets_a_specific_message = table_test(CASES)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from bad_input_surfaces import ROOT, TINY, Surfaces, case, check_message, surfaces_fixture
+from bad_input_surfaces import TINY, Surfaces, case, surfaces_fixture, table_test
 from explainer.ui import continue_run, train_tab
 from explainer.ui.training import TrainingRun
 
@@ -137,10 +137,7 @@ CASES = [
 t = surfaces_fixture(Continue, "bad-inputs-continue")
 
 
-@pytest.mark.parametrize("surface, call, expected", CASES)
-def test_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    check_message(t, surface, call, expected)
+test_bad_input_gets_a_specific_message = table_test(CASES)
 
 
 def test_the_refused_continuation_leaves_the_run_as_it_was(t):

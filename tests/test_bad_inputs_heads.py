@@ -12,7 +12,7 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from bad_input_surfaces import PROMPT, ROOT, TINY, Surfaces, case, check_message, raises, surfaces_fixture
+from bad_input_surfaces import PROMPT, TINY, Surfaces, case, raises, surfaces_fixture, table_test
 from explainer.heads import head_roles, in_context_learning_score
 from explainer.lens import logit_lens
 from gpt import GPT, GPTConfig, UnknownCharactersError
@@ -91,7 +91,4 @@ def test_the_heads_table_has_unique_ids():
     assert len({p.id for p in CASES}) == len(CASES) >= 15
 
 
-@pytest.mark.parametrize("surface, call, expected", CASES)
-def test_heads_bad_input_gets_a_specific_message(t, surface, call, expected, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    check_message(t, surface, call, expected)
+test_heads_bad_input_gets_a_specific_message = table_test(CASES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import launched_browser, open_page, require_chromium
+from browser_helpers import browser, require_chromium, train_page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -23,16 +23,8 @@ def url(app_url):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    yield from launched_browser()
-
-
-@pytest.fixture(scope="module")
-def page(browser, url):
-    pg = open_page(browser, url)
-    pg.wait_for_selector("#train-start")
-    yield pg
-    pg.close()
+def page(train_page):
+    return train_page
 
 
 def plot_js(elem_id: str, expr: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import launched_browser, open_page, require_chromium
+from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 require_chromium()
@@ -37,16 +37,13 @@ def hf_app(app_url, tmp_path_factory):
         yield app_url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    yield from launched_browser()
-
-
 def overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
     """Pairs of bounding boxes that intersect (tick labels drawn over each other)."""
-    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
-            if boxes[i]["x"] < boxes[j]["x"] + boxes[j]["width"] and boxes[j]["x"] < boxes[i]["x"] + boxes[i]["width"]
-            and boxes[i]["y"] < boxes[j]["y"] + boxes[j]["height"] and boxes[j]["y"] < boxes[i]["y"] + boxes[i]["height"]]
+    def meet(a: dict, b: dict) -> bool:
+        return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if meet(boxes[i], boxes[j])]
 
 
 def tick_boxes(page, elem_id: str, axis: str) -> list[dict]:
@@ -62,8 +59,8 @@ def open_hf(browser, url: str, width: int):
     page.locator("#inspect-model input").click()
     page.get_by_role("option", name=byom.MODELS.label(KEY)).click()
     page.wait_for_function(f"document.querySelectorAll('{HV} .pa-hv-heads button').length === {HEADS}")
-    page.wait_for_function("(() => { const gd = document.querySelector('#heads-grid .js-plotly-plot'); "
-                           f"return gd && gd.layout && gd.layout.meta && gd.layout.meta.pa_grid.heads === {HEADS}; }})()")
+    page.wait_for_function("(() => { const gd = document.querySelector('#heads-grid .js-plotly-plot'); return gd && "
+                           f"gd.layout && gd.layout.meta && gd.layout.meta.pa_grid.heads === {HEADS}; }})()")
     return page
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_helpers import launched_browser, open_page, require_chromium
+from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -19,11 +19,6 @@ PROMPT = "ROMEO: But soft, what light through yonder"
 HV = "#pa-head-view"
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launched_browser()
 
 
 def open_inspect(browser, url, width: int, height: int = 1000, prompt: str | None = PROMPT):

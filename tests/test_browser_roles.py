@@ -7,17 +7,12 @@ import re
 import numpy as np
 import pytest
 
-from browser_helpers import launched_browser, open_page, require_chromium
+from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 require_chromium()
 
 GRID = "#head-roles .js-plotly-plot"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launched_browser()
 
 
 @pytest.fixture(scope="module")

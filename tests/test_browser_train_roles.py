@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_helpers import launched_browser, open_page, require_chromium
+from browser_helpers import browser, require_chromium, train_page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 require_chromium()
@@ -14,16 +14,8 @@ ROLES_PLOT = "document.querySelector('#roles-history-plot .js-plotly-plot')"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    yield from launched_browser()
-
-
-@pytest.fixture(scope="module")
-def page(browser, app_url):
-    pg = open_page(browser, app_url)
-    pg.wait_for_selector("#train-start")
-    yield pg
-    pg.close()
+def page(train_page):
+    return train_page
 
 
 def test_induction_preset_then_the_roles_chart_draws_every_head(page):
