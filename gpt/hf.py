@@ -29,6 +29,7 @@ from .config import GPTConfig
 from .model import GPT
 from .tokenizers import get_tokenizer
 
+HUB_PAGE = "https://huggingface.co/"  # where a repo's files can be downloaded by hand (named in messages)
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"  # sharded weights: which tensor lives in which file
@@ -267,7 +268,7 @@ def download_hf(repo_id: str, *, max_params: int | None = None) -> Path:
         except LocalEntryNotFoundError:
             raise CheckpointError(
                 f"cannot fetch {repo_id!r}: the Hugging Face Hub is unreachable (offline?) and the model is not "
-                f"in the local cache. Put its {HF_CONFIG} and {HF_WEIGHTS} (from https://huggingface.co/{repo_id}) "
+                f"in the local cache. Put its {HF_CONFIG} and {HF_WEIGHTS} (from {HUB_PAGE}{repo_id}) "
                 f"into the folder {local}/ and load that folder.") from None
         except GatedRepoError:
             raise CheckpointError(f"{repo_id!r} is a gated repo on the Hub: accept its terms there and log in "

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 import gpt
 from gpt import CheckpointError, load_pretrained
-from gpt.hf import HF_FOLDER
+from gpt.hf import HF_FOLDER, HUB_PAGE
 
 transformers = pytest.importorskip("transformers")
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +246,7 @@ def test_repo_id_offline_names_the_folder(tmp_path, offline_flag):
     # fails fast: the reachability probe gives up within ~3 s (huggingface_hub's own retries take ~25 s)
     assert all(float(ln.split()[1]) < 12 for ln in r.stdout.splitlines() if ln.startswith("seconds")), r.stdout
     assert "Hub is unreachable" in lines[0] and f"{HF_FOLDER}/gpt2/" in lines[0]
-    assert "https://huggingface.co/openai-community/gpt2" in lines[0]  # the message's download page (text only)
+    assert f"{HUB_PAGE}openai-community/gpt2" in lines[0]  # the message names the download page (text only)
     assert f"{HF_FOLDER}/does-not-exist/" in lines[1]
     assert "Traceback" not in r.stderr
 

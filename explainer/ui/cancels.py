@@ -88,10 +88,6 @@ def watcher(request, api_names):
     return cancelled
 
 
-def overtaken(request, api_names) -> bool:
-    """``watcher(request, api_names)()``, once."""
-    return watcher(request, api_names)()
-
 
 def _pending(app, session_hash: str, fn_index: int) -> bool:
     """Gradio's queue holds (queued or running) an event ``fn_index`` of this session."""
