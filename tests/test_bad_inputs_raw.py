@@ -18,6 +18,7 @@ from bad_input_surfaces import PROMPT, ROOT, TINY, Surfaces, case
 from gpt import load_text
 from hardening_helpers import join, messages, new_hash, raw_call
 
+REDRAW_VIEW = ["ROMEO:", "untrained-char", 0, 0, True, "×1", 0, 0, 1.0, 0, 1.0]  # the view inputs after #pa-redraw
 INSPECT = '"ROMEO:", "untrained-char", {layer}, {head}, true, "\\u00d71", {query}, {key}, 1.0, 0, 1.0'
 TRAIN = ["Tiny Shakespeare", None, "char", "bigram", *TINY.values()]
 
@@ -120,6 +121,10 @@ CASES = [
     # --- private events, by fn_index ---
     case("app", "raw-preset-null", lambda t: t.joined("on_preset", [None]), "Preset (model ladder) must be one of"),
     case("app", "raw-check-upload-null", lambda t: t.joined("check_upload", [None]), "No file yet"),
+    case("app", "raw-redraw-garbage", lambda t: t.joined("redraw", [None, "layer two,x", *REDRAW_VIEW]),
+         "could not read a selection from 'layer two,x'"),
+    case("app", "raw-redraw-head-out-of-range", lambda t: t.joined("redraw", [None, "0,99,0,0,1", *REDRAW_VIEW]),
+         "head must be in 0.."),
     # --- values outside a Radio's or Dropdown's choices ---
     case("app", "raw-train-tokenizer", lambda t: t.call("train", train(tokenizer="bpe")),
          "Tokenizer must be one of: char, gpt2; got 'bpe'"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import browser, require_chromium, train_page  # noqa: F401 (fixtures)
+from browser_helpers import browser, open_page, require_chromium, train_page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -84,7 +84,7 @@ def test_inspect_click_a_thumbnail_selects_that_head(page):
                      box["y"] + size["t"] + size["h"] * 0.5 / layers)
     title = plot_js("pa-five-stages", "JSON.stringify(gd.layout.title)")
     page.wait_for_function(f"{title} !== null && {title}.includes('Layer 0, head {target}:')")
-    assert page.input_value("#inspect-head input") == f"head {target}"
+    page.wait_for_function(f"document.querySelector('#inspect-head input').value === 'head {target}'")
     shot(page, "inspect")
 
 
@@ -97,3 +97,18 @@ def test_learn_walkthrough(page):
     assert "averaging" in page.inner_text("#learn-text").lower()
     page.wait_for_function(plot_js("learn-figure", "gd.data.length > 0"))
     shot(page, "learn")
+
+
+def test_train_tab_on_a_phone(browser, app_url):
+    """At 390 x 844 the Train tab stacks: nothing wider than the screen, buttons big enough for a thumb."""
+    page = open_page(browser, app_url, 390, 844)
+    try:
+        page.wait_for_selector("#train-start")
+        page.wait_for_timeout(500)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for button in ("#train-start", "#train-stop"):
+            box = page.locator(button).bounding_box()
+            assert box["height"] >= 40 and box["x"] >= 0 and box["x"] + box["width"] <= 390, button
+        shot(page, "train-390")
+    finally:
+        page.close()

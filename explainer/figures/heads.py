@@ -84,9 +84,13 @@ def head_view_data(trace: PromptTrace, layer: int, selected: int = 0) -> dict:
         mask=base64.b64encode(np.packbits(trace.mask.astype(np.uint8), axis=None).tobytes()).decode(),
         weights=[base64.b64encode(np.ascontiguousarray(trace.weights[layer, h][trace.mask], dtype="<f4")
                                   .tobytes()).decode() for h in range(H)],
-        title=f"Layer {layer}: line from each query (left) to each key (right), opacity = weight "
-              f"(0..1, every pair drawn){toggles_label(trace)}",
+        title=head_view_title(trace, layer),
     )
+
+
+def head_view_title(trace: PromptTrace, layer: int) -> str:
+    return (f"Layer {layer}: line from each query (left) to each key (right), opacity = weight "
+            f"(0..1, every pair drawn){toggles_label(trace)}")
 
 
 def _head_lines(weights: np.ndarray, color: str, head: int) -> list[dict]:

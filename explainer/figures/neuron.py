@@ -68,7 +68,7 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
                else "this key is masked for this query: −∞ → weight exactly 0")
     annotations = [
         panel_title(boxes[0], f"q ({q_name}) and k ({k_name}), channel by channel"),
-        panel_title(boxes[1], f"elementwise products q_d·k_d (sum = {products.sum():.4f})"),
+        panel_title(boxes[1], f"elementwise products q_d·k_d (sum = {products.astype(np.float64).sum():.4f})"),
         panel_title(boxes[2], "sum, then scale"),
         panel_title(boxes[3], f"softmax row of query #{i}: {verdict}"),
     ]
@@ -77,5 +77,6 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
         title=f"Layer {layer}, head {head}: how {q_name} scores {k_name} (QKᵀ = {score:.4f}, "
               f"scaled = {scaled:.4f}, " + (f"weight = {row[j]:.4f})" if allowed[j] else
                                             "masked: −∞ before softmax, weight exactly 0)") + toggles_label(trace),
+        meta=dict(pa_layer=int(layer), pa_head=int(head), pa_query=i, pa_key=j),
     )
 

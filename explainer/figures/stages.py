@@ -26,6 +26,32 @@ def query_row_shapes(axes: list[tuple[str, str]], query: int) -> list[dict]:
             for x, y in axes]
 
 
+def five_stages_panels(trace: PromptTrace, layer: int, head: int) -> list[dict]:
+    """The five panels of one head: title, z (the model's arrays), colour range and name.
+
+    One definition of what each panel draws, shared by the figure and by the browser's
+    in-place head switch (``explainer.ui.inspect_store`` sends these ranges and titles).
+    """
+    trace.check_head(layer, head)
+
+    def panel(title, z, name, fixed=None):
+        limit = symmetric_limit(z) if fixed is None else None
+        zmin, zmax = fixed if fixed is not None else (-limit, limit)
+        return dict(title=title, z=z, name=name, zmin=zmin, zmax=zmax)
+
+    return [
+        panel("1 · QKᵀ (raw scores)", trace.scores[layer, head], "QKᵀ"),
+        panel(f"2 · {scale_label(trace)}", trace.scaled[layer, head], "scaled"),
+        panel(_mask_title(trace), without_masked(trace.masked[layer, head], trace.mask), "masked score"),
+        panel("4 · softmax → weights (rows sum to 1)", trace.weights[layer, head], "weight", fixed=(0, 1)),
+        panel("5 · × V → head output", trace.out[layer, head], "output"),
+    ]
+
+
+def five_stages_title(trace: PromptTrace, layer: int, head: int) -> str:
+    return f"Layer {layer}, head {head}: the five stages of attention on {trace.n_tokens} tokens{toggles_label(trace)}"
+
+
 def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | None = None) -> go.Figure:
     """QKᵀ → × scale → + mask → softmax → × V for one head, on shared token axes.
 
@@ -37,35 +63,23 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
     ``layout.meta.pa_axes`` lists the query × key panels' axes, so the browser can move that
     outline without a round trip.
     """
-    trace.check_head(layer, head)
     tokens, T, D = trace.tokens, trace.n_tokens, trace.head_dim
     cats = token_categories(tokens)
-    masked = without_masked(trace.masked[layer, head], trace.mask)
-    out = trace.out[layer, head]
+    panels = five_stages_panels(trace, layer, head)
     boxes = panel_row(5, gap=0.05, widths=[1, 1, 1, 1, max(0.35, min(1.0, D / max(T, 1)))], top=0.9)
-
-    def score(z):
-        limit = symmetric_limit(z)
-        return dict(colors=SCORE_COLORS, zmin=-limit, zmax=limit)
-
-    panels = [
-        ("1 · QKᵀ (raw scores)", trace.scores[layer, head], "QKᵀ"),
-        (f"2 · {scale_label(trace)}", trace.scaled[layer, head], "scaled"),
-        (_mask_title(trace), masked, "masked score"),
-        ("4 · softmax → weights (rows sum to 1)", trace.weights[layer, head], "weight"),
-    ]
     layout: dict = {}
     data, annotations, grid_axes = [], [], []
     key_axis, query_ticks = token_axis(tokens, MAX_KEY_TICKS), token_axis(tokens, MAX_QUERY_TICKS)
-    for i, (title, z, name) in enumerate(panels):
+    for i, p in enumerate(panels[:4]):
         shared = dict(matches="x") if i else {}
         query_axis = dict(title=QUERY_AXIS, **query_ticks) if i == 0 else dict(matches="y", showticklabels=False,
                                                                                 showgrid=False)
         axes = place_axes(layout, i, boxes[i], x=dict(title=KEY_AXIS, **shared, **key_axis),
                           y=dict(autorange="reversed", **query_axis))
-        style = dict(colors=WEIGHT_COLORS, zmin=0, zmax=1) if name == "weight" else score(z)
-        data.append(token_heatmap(z, cats, cats, axes, name=name, **style, colorbar=colorbar_right(boxes[i], name)))
-        annotations.append(panel_title(boxes[i], title))
+        colors = WEIGHT_COLORS if p["name"] == "weight" else SCORE_COLORS
+        data.append(token_heatmap(p["z"], cats, cats, axes, name=p["name"], colors=colors, zmin=p["zmin"],
+                                  zmax=p["zmax"], colorbar=colorbar_right(boxes[i], p["name"])))
+        annotations.append(panel_title(boxes[i], p["title"]))
         grid_axes.append(axes)
     if not trace.mask.all():
         annotations.append(dict(text=MASK_NOTE + ";<br>each score panel has its own colour range, symmetric around 0",
@@ -73,12 +87,13 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
                                 font=dict(size=11, color="#555")))
     axes = place_axes(layout, 4, boxes[4], x=dict(title="head channel (d_v)", showgrid=False, zeroline=False),
                       y=dict(autorange="reversed", matches="y", showticklabels=False))
-    data.append(token_heatmap(out, cats, list(range(D)), axes, name="output", **score(out),
-                              colorbar=colorbar_right(boxes[4], "output")))
-    annotations.append(panel_title(boxes[4], "5 · × V → head output"))
+    out = panels[4]
+    data.append(token_heatmap(out["z"], cats, list(range(D)), axes, name="output", colors=SCORE_COLORS,
+                              zmin=out["zmin"], zmax=out["zmax"], colorbar=colorbar_right(boxes[4], "output")))
+    annotations.append(panel_title(boxes[4], out["title"]))
     shapes = query_row_shapes(grid_axes, int(query)) if query is not None and 0 <= int(query) < T else []
     return build_figure(
         data, layout, annotations=annotations, shapes=shapes, height=500, margin=dict(l=60, r=50, t=90, b=100),
-        title=f"Layer {layer}, head {head}: the five stages of attention on {T} tokens{toggles_label(trace)}",
-        plot_bgcolor=MASK_GREY, meta=dict(pa_axes=[list(a) for a in grid_axes], pa_tokens=T),
+        title=five_stages_title(trace, layer, head), plot_bgcolor=MASK_GREY,
+        meta=dict(pa_axes=[list(a) for a in grid_axes], pa_tokens=T, pa_layer=int(layer), pa_head=int(head)),
     )

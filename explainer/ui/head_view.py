@@ -138,7 +138,11 @@ function pick(g, lock) {
   const same = active && active.side === sel.side && active.index === sel.index;
   if (lock) {
     locked = !(locked && same); active = locked ? sel : null;
-    if (locked && sel.side === 'query') { window.paLockedQuery = sel.index; trigger('select', { query: sel.index }); }
+    if (locked && sel.side === 'query') {
+      window.paLockedQuery = sel.index;
+      const drawn = !!(window.paInspect && window.paInspect.select({ query: sel.index, quiet: true }));
+      trigger('select', { query: sel.index, drawn });
+    }
   } else if (!locked) active = sel;
   apply();
 }
@@ -160,6 +164,15 @@ svg.addEventListener('keydown', e => {
 });
 document.addEventListener('keydown', e => { if (e.key === 'Escape' && locked) { locked = false; active = null; apply(); } });
 
+function show(d, selected) {  // decoded data: {layer, tokens, n_tokens, colors, mask, w: [per head], title, trace}
+  if (data && d.trace && data.trace === d.trace && data.layer === d.layer) { window.paHeadView.selectHead(selected); return; }
+  data = d; primary = selected; visible = new Set([primary]); active = null; locked = false;
+  element.querySelector('.pa-hv-title').textContent = d.title;
+  element.querySelector('.pa-hv-legend').textContent = 'Line opacity = the weight itself (0 = invisible, 1 = opaque), ' +
+    'one line per allowed (query, key) pair, none thinned. Colours = heads; the buttons show or hide a head.';
+  draw();
+}
+
 function load() {
   if (!props.value) { svg.innerHTML = ''; return; }
   const v = JSON.parse(props.value), T = v.n_tokens;
@@ -171,14 +184,11 @@ function load() {
   const mask = bits(v.mask, T);
   const full = (b64) => { const kept = f32(b64), w = new Float32Array(T * T);  // allowed pairs, row order
     for (let i = 0, n = 0; i < T * T; i++) if (mask[i]) w[i] = kept[n++]; return w; };
-  data = { ...v, w: v.weights.map(full), mask };
-  primary = v.selected; visible = new Set([primary]); active = null; locked = false;
-  element.querySelector('.pa-hv-title').textContent = v.title;
-  element.querySelector('.pa-hv-legend').textContent = 'Line opacity = the weight itself (0 = invisible, 1 = opaque), ' +
-    'one line per allowed (query, key) pair, none thinned. Colours = heads; the buttons show or hide a head.';
-  draw();
+  data = null;
+  show({ ...v, w: v.weights.map(full), mask }, v.selected);
 }
 window.paHeadView = { outline: (q) => { window.paLockedQuery = (q === null || q === undefined) ? null : +q; outline(null); },
+  show,
   selectHead: (h) => { if (!data || h === null || h === undefined) return;
   h = +h; if (h === primary || !(h < data.colors.length)) return; visible.delete(primary); primary = h; visible.add(h); draw(); } };
 load();

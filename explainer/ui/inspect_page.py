@@ -24,7 +24,8 @@ HEAD_JS = """
       const [row, col] = p.pointNumber, layer = Math.floor(row / meta.tokens), head = Math.floor(col / meta.tokens);
       const box = document.querySelector('#head-pick textarea, #head-pick input');
       if (!box) return;
-      box.value = `${layer},${head},${Date.now()}`;
+      const drawn = window.paInspect && window.paInspect.pickHead(layer, head);  // drawn in the browser: ',c'
+      box.value = `${layer},${head},${Date.now()}${drawn ? ',c' : ''}`;
       box.dispatchEvent(new Event('input', { bubbles: true }));
     });
   };

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import common, head_view, inspect_views, limits, registry, roles_panel
+from . import common, head_view, inspect_store, inspect_views, limits, registry, roles_panel
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
@@ -48,25 +48,32 @@ def opening(session: Session, opened: bool, *args):
     return (True, *inspect_views.first(session, v))
 
 
-def redraw_layer(session: Session, *args):
-    _, tr, _ = inspect_views.get_trace(session, _view(args))
-    return inspect_views.head_figures(tr, _view(args))
+def press_store(session: Session, *args) -> str:
+    """The third part of a press: the trace's arrays, so head / layer / query switches repaint in the browser."""
+    return inspect_views.store(session, _view(args))
 
 
-def redraw_head(session: Session, *args):
-    _, tr, _ = inspect_views.get_trace(session, _view(args))
-    return inspect_views.stages_figure(tr, _view(args)), inspect_views.qk_figure(tr, _view(args))
-
-
-def redraw_qk(session: Session, *args):
-    _, tr, _ = inspect_views.get_trace(session, _view(args))
-    return inspect_views.qk_figure(tr, _view(args))
+def redraw(session: Session, asked: str, *args):
+    """The server's path for a switch the browser could not draw ('layer,head,query,key,nonce' in #pa-redraw)."""
+    v = _view(args)
+    try:
+        v.layer, v.head, v.query, v.key = (inspect_views.index(n, x) for n, x in
+                                           zip(("layer", "head", "query", "key"), str(asked).split(",")[:4]))
+    except ValueError:
+        raise ValueError(f"could not read a selection from {str(asked)[:40]!r}.") from None
+    _, tr, _ = inspect_views.get_trace(session, v)
+    tr.check_head(v.layer, v.head)
+    inspect_views.fit(tr, v)
+    return (*inspect_views.head_figures(tr, v), inspect_store.store_value(tr, v.layer, tr.ui_id))
 
 
 def pick_query(session: Session, evt: gr.EventData, *args):
-    """A query locked in the head view: select it and redraw the q·k products for it."""
+    """A query locked in the head view: select it (the browser drew its q·k products when it could)."""
     v = _view(args)
-    v.query = inspect_views.index("query", (evt._data or {}).get("query"))
+    data = evt._data or {}
+    v.query = inspect_views.index("query", data.get("query"))
+    if data.get("drawn") is True:
+        return v.query, gr.skip()
     _, tr, _ = inspect_views.get_trace(session, v)
     return v.query, inspect_views.qk_figure(tr, v)
 
@@ -82,6 +89,8 @@ def pick_head(session: Session, picked: str, *args):
         return (gr.skip(),) * 5
     v = _view(args)
     v.layer, v.head = inspect_views.pick(picked)
+    if str(picked).split(",")[3:4] == ["c"]:  # the browser already drew that head: only the selectors change
+        return (v.layer, v.head, *(gr.skip(),) * 3)
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
     return (v.layer, v.head, *inspect_views.head_figures(tr, v))
@@ -173,6 +182,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         trace_out = gr.File(label="Trace", elem_id="pa-trace-file", interactive=False)
     upload_panel.build(session, model)  # upload a checkpoint zip; Hugging Face GPT-2s are in the menu
     picked = gr.Textbox(visible="hidden", elem_id="head-pick")
+    asked = gr.Textbox(visible="hidden", elem_id=inspect_store.REDRAW_ID)
+    store = inspect_store.store_html()
     opened = gr.State(False)
     api = gr.Button(visible=False)
 
@@ -185,18 +196,20 @@ def build(session: gr.State, tab: gr.Tab) -> None:
               api_name="inspect", **lane)
     gr.on([run.click, prompt.submit, model.select, causal.input, scale.input], friendly(press),
           [session, *view_inputs], first_outputs, **private).then(
-        friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
+        friendly(press_rest), [session, *view_inputs], rest_outputs, **private).then(
+        friendly(press_store), [session, *view_inputs], store, **private)
     tab.select(refresh_models, [session, model], model, **private).then(
         friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **private).then(
-        friendly(press_rest), [session, *view_inputs], rest_outputs, **private)
-    gr.on([layer.select], friendly(redraw_layer), [session, *view_inputs], [stages, view, qk],
-          trigger_mode="always_last", **private)
-    gr.on([head.select], friendly(redraw_head), [session, *view_inputs], [stages, qk],
-          trigger_mode="always_last", **private)
+        friendly(press_rest), [session, *view_inputs], rest_outputs, **private).then(
+        friendly(press_store), [session, *view_inputs], store, **private)
+    # a switch of layer, head, query or key repaints in the browser from the store; what it cannot draw comes
+    # back through #pa-redraw
+    gr.on([layer.select, head.select, query.select, key.select], None, [layer, head, query, key], None,
+          js="(l, h, q, k) => { window.paInspect && window.paInspect.select({ layer: l, head: h, query: q, key: k }); }")
+    asked.change(friendly(redraw), [session, asked, *view_inputs], [stages, view, qk, store],
+                 trigger_mode="always_last", **private)
     head.change(None, [head], None, js="(h) => { window.paHeadView && window.paHeadView.selectHead(h); }")
     query.change(None, [query], None, js="(q) => { window.paHeadView && window.paHeadView.outline(q); }")
-    gr.on([query.select, key.select], friendly(redraw_qk), [session, *view_inputs], qk,
-          trigger_mode="always_last", **private)
     view.select(friendly(pick_query), [session, *view_inputs], [query, qk], trigger_mode="always_last", **private)
     gr.on([temperature.input, top_k.input, top_p.input], friendly(redraw_distribution), [session, *view_inputs],
           dist, trigger_mode="always_last", **private)

@@ -23,7 +23,7 @@ from explainer.figures.heads import head_view_data
 from gpt.data import atomic_write_bytes
 from gpt.model import attention_scale
 
-from . import common, head_view, limits
+from . import common, head_view, inspect_store, limits
 
 SCALES = ["×0.5", "×1", "×2", "unscaled"]
 
@@ -86,33 +86,37 @@ def get_trace(session, v: View):
 
     key = ("trace", loaded.key, loaded.version, prompt, bool(v.causal), v.scale)
     tr = session.cached(key, compute)
+    tr.ui_id = inspect_store.trace_id(key)  # the figures' meta.pa_trace: the browser's store must match it
     return loaded, tr, tr.cropped
 
 
-def _or_message(title: str, draw):
-    """A figure, or explainer's message figure saying why this one cannot be drawn."""
+def _or_message(title: str, draw, tr=None):
+    """A figure (tagged with its trace's id), or explainer's message figure saying why this one cannot be drawn."""
     try:
-        return draw()
+        fig = draw()
     except ValueError as e:
         return message_figure(title, str(e))
+    if tr is not None:
+        fig.layout.meta = {**(fig.layout.meta or {}), "pa_trace": getattr(tr, "ui_id", "")}
+    return fig
 
 
 def qk_figure(tr, v: View):
     """The q·k products of the selected head for the chosen query and key."""
     last = tr.n_tokens - 1
     query, key = min(int(v.query), last), min(int(v.key), last)  # a masked key is shown as masked
-    return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key))
+    return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key), tr)
 
 
 def stages_figure(tr, v: View):
     """The five stages of the selected head (the browser outlines the selected query's row)."""
-    return _or_message("Five stages", lambda: five_stages_figure(tr, int(v.layer), int(v.head)))
+    return _or_message("Five stages", lambda: five_stages_figure(tr, int(v.layer), int(v.head)), tr)
 
 
 def head_view_value(tr, v: View) -> str:
     """The interactive head view's value: every head of the selected layer, the selected one shown."""
     try:
-        return head_view.to_value(head_view_data(tr, int(v.layer), int(v.head)))
+        return head_view.to_value({**head_view_data(tr, int(v.layer), int(v.head)), "trace": getattr(tr, "ui_id", "")})
     except ValueError as e:
         return head_view.to_value({"message": str(e)})
 
@@ -173,6 +177,13 @@ def rest(session, v: View) -> tuple:
     loaded, tr, _ = get_trace(session, v)
     fit(tr, v)
     return all_heads_figure(tr), head_view_value(tr, v), qk_figure(tr, v), distribution(loaded, tr, v)
+
+
+def store(session, v: View) -> str:
+    """The trace's arrays for the browser (``inspect_store``), sent after the figures."""
+    _, tr, _ = get_trace(session, v)
+    fit(tr, v)
+    return inspect_store.store_value(tr, int(v.layer), tr.ui_id)
 
 
 def fit(tr, v: View) -> str:

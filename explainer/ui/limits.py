@@ -54,6 +54,9 @@ MAX_COMPARE_TOKENS = 200
 MAX_PROMPT_CHARS = 2000
 MAX_KEY_CHARS = 100  # a model key (name) is at most this long; longer ones are refused before any file access
 MAX_INSPECT_TOKENS = 64  # longer prompts keep their last 64 tokens in Inspect
+# a trace's arrays sent to the browser so head / layer / query switches need no round trip (6 MiB of float32 holds
+# every layer of a 6 x 6 model at 64 tokens); a larger model sends the selected layer and fetches the others
+MAX_CLIENT_TRACE_BYTES = 6 * 2**20
 COMPARE_EVAL_BATCHES = 8  # batches for an untrained/session model's bits per character
 TRACE_CACHE_SIZE = 8  # traces kept per session so sliders never re-run the network
 
@@ -148,6 +151,9 @@ def table() -> list[tuple[str, str]]:
                           "beyond that: try again later"),
         ("new tokens (generate / compare)", f"{MAX_NEW_TOKENS} / {MAX_COMPARE_TOKENS}"),
         ("prompt", f"{MAX_PROMPT_CHARS:,} characters; Inspect keeps the last {MAX_INSPECT_TOKENS} tokens"),
+        ("Inspect's trace in the browser (head / layer / query switches without a round trip)",
+         f"{MAX_CLIENT_TRACE_BYTES // 2**20} MiB of float32 arrays; a larger model sends the selected layer, "
+         "and another layer is one round trip"),
         ("requests", f"{INSPECT_CONCURRENCY} inspect / generate at once, up to {QUEUE_MAX_SIZE} waiting"),
         ("kept per visitor", f"the latest model per tokenizer, the optimiser state of the latest run (~2x its "
                              f"weights, so Continue training resumes it), an uploaded checkpoint and "

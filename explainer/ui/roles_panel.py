@@ -29,7 +29,8 @@ HEAD_JS = """
       const p = ev && ev.points && ev.points[0], box = document.querySelector('#head-pick textarea, #head-pick input');
       const cd = p && p.customdata;  // (layer, head); a typed array arrives as an indexable object, not an Array
       if (!box || cd == null || cd[0] == null || cd[1] == null) return;
-      box.value = `${cd[0]},${cd[1]},${Date.now()}`;
+      const drawn = window.paInspect && window.paInspect.pickHead(+cd[0], +cd[1]);  // drawn in the browser: ',c'
+      box.value = `${cd[0]},${cd[1]},${Date.now()}${drawn ? ',c' : ''}`;
       box.dispatchEvent(new Event('input', { bubbles: true }));
     });
   });

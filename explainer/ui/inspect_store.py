@@ -1,0 +1,196 @@
+"""The trace in the browser: head, layer, query and key switches repaint without a round trip.
+
+After a press, ``store_value`` sends the trace's own arrays (q, k, scores, scaled, weights,
+out) as base64 float32, every layer while they fit in ``limits.MAX_CLIENT_TRACE_BYTES``
+(else the selected layer only), with what the figures take from Python: the five panels'
+colour ranges and titles (``five_stages_panels``), the head view's titles and colours and
+the q·k view's colours. The script below then restyles the five stages, the head view and
+the q·k products in place (``Plotly.update``); it only moves the model's numbers into the
+figures and formats them as the Python figures do (a browser test compares the two).
+A layer that was not sent, or a store older than the figures, goes to the server through
+the hidden ``#pa-redraw`` box (one round trip, the old path).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import numpy as np
+
+import gradio as gr
+
+from explainer.figures.common import MASK_GREY, scale_label, toggles_label
+from explainer.figures.heads import HEAD_COLORS, head_view_title
+from explainer.figures.neuron import CHOSEN, OTHER
+from explainer.figures.stages import five_stages_panels, five_stages_title
+
+from . import limits
+
+ELEM_ID = "pa-inspect-store"
+REDRAW_ID = "pa-redraw"
+ARRAYS = ("q", "k", "scores", "scaled", "weights", "out")
+POSITIVE, NEGATIVE = "#d6604d", "#4393c3"  # the q·k products' bar colours (explainer.figures.neuron)
+
+
+def trace_id(key: tuple) -> str:
+    """A short name for one cached trace (model version, prompt, toggles): the figures carry it in meta."""
+    return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()
+
+
+def client_layers(tr, layer: int) -> list[int]:
+    """Every layer if the arrays fit the cap, else only the selected one."""
+    T, D, H = tr.n_tokens, tr.head_dim, tr.n_head
+    per_layer = 4 * H * (3 * T * T + 3 * T * D)
+    if per_layer * tr.n_layer <= limits.MAX_CLIENT_TRACE_BYTES:
+        return list(range(tr.n_layer))
+    return [int(layer)]
+
+
+def store_value(tr, layer: int, ui_id: str) -> str:
+    """The JSON the store component holds ('' for a model without attention)."""
+    if tr.n_layer == 0:
+        return ""
+    layers = client_layers(tr, layer)
+    T = tr.n_tokens
+    masked_same = bool(np.array_equal(tr.masked[:, :, tr.mask], tr.scaled[:, :, tr.mask]))
+    names = ARRAYS if masked_same else (*ARRAYS, "masked")
+    stages = {}
+    for lay in layers:
+        stages[lay] = []
+        for h in range(tr.n_head):
+            panels = five_stages_panels(tr, lay, h)
+            stages[lay].append(dict(title=five_stages_title(tr, lay, h), zmin=[float(p["zmin"]) for p in panels],
+                                    zmax=[float(p["zmax"]) for p in panels]))
+    value = dict(
+        id=ui_id, T=T, D=tr.head_dim, L=tr.n_layer, H=tr.n_head, layers=layers, tokens=list(tr.tokens),
+        mask=base64.b64encode(np.packbits(tr.mask.astype(np.uint8), axis=None).tobytes()).decode(),
+        masked_same=masked_same, arrays={n: {lay: _b64(getattr(tr, n)[lay]) for lay in layers} for n in names},
+        stages=stages, head_view=dict(titles={lay: head_view_title(tr, lay) for lay in layers},
+                                      colors=[HEAD_COLORS[h % len(HEAD_COLORS)] for h in range(tr.n_head)]),
+        qk=dict(chosen=CHOSEN, other=OTHER, grey=MASK_GREY, positive=POSITIVE, negative=NEGATIVE,
+                scale_label=scale_label(tr), toggles=toggles_label(tr)),
+    )
+    return json.dumps(value, separators=(",", ":"))
+
+
+JS = r"""
+const f32 = (b64) => { const s = atob(b64), u = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new Float32Array(u.buffer); };
+const bits = (b64, n) => { const s = atob(b64), out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (s.charCodeAt(i >> 3) >> (7 - (i & 7))) & 1; return out; };
+const plot = (id) => document.querySelector(`#${id} .js-plotly-plot`);
+const num = (x) => { const m = /\d+/.exec(String(x ?? '')); return m ? +m[0] : null; };
+let S = null;
+
+function arr(name, l) {  // (H, T, X) float32 of layer l, decoded once
+  const key = name + l;
+  if (!(key in S.cache)) { const b = S.arrays[name] && S.arrays[name][l]; S.cache[key] = b ? f32(b) : null; }
+  return S.cache[key];
+}
+function rows(a, off, n, m, mask) {  // n rows of m values from a[off..]; masked cells (mask 0) become gaps
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = new Array(m);
+    for (let j = 0; j < m; j++) r[j] = mask && !mask[i * m + j] ? null : a[off + i * m + j];
+    out[i] = r;
+  }
+  return out;
+}
+const fmt = (x) => x.toFixed(4);
+
+function stagesZ(l, h) {
+  const T = S.T, D = S.D, tt = h * T * T, td = h * T * D;
+  const masked = S.masked_same ? arr('scaled', l) : arr('masked', l);
+  return [rows(arr('scores', l), tt, T, T), rows(arr('scaled', l), tt, T, T), rows(masked, tt, T, T, S.mask),
+          rows(arr('weights', l), tt, T, T), rows(arr('out', l), td, T, D)];
+}
+
+function drawStages(gd, l, h) {
+  const st = S.stages[l][h];
+  window.Plotly.update(gd, { z: stagesZ(l, h), zmin: st.zmin, zmax: st.zmax },
+                       { 'title.text': st.title, 'meta.pa_layer': l, 'meta.pa_head': h }, [0, 1, 2, 3, 4]);
+}
+
+function headView(l) {  // what explainer.figures.heads.head_view_data holds, decoded
+  const w = arr('weights', l), T = S.T;
+  return { layer: l, tokens: S.tokens, n_tokens: T, colors: S.head_view.colors, mask: S.mask,
+           w: S.head_view.colors.map((_, h) => w.subarray(h * T * T, (h + 1) * T * T)),
+           title: S.head_view.titles[l], trace: S.id };
+}
+
+function drawQk(gd, l, h, i, j) {  // explainer.figures.neuron.qk_products_figure, for another pair
+  const T = S.T, D = S.D, c = S.qk, qa = arr('q', l), ka = arr('k', l), tt = h * T * T;
+  const q = Array.from(qa.subarray((h * T + i) * D, (h * T + i + 1) * D));
+  const k = Array.from(ka.subarray((h * T + j) * D, (h * T + j + 1) * D));
+  const products = q.map((x, d) => Math.fround(x * k[d]));
+  const sum = products.reduce((a, b) => a + b, 0);
+  const score = arr('scores', l)[tt + i * T + j], scaled = arr('scaled', l)[tt + i * T + j];
+  const row = Array.from(arr('weights', l).subarray(tt + i * T, tt + (i + 1) * T));
+  const allowed = (n) => !!S.mask[i * T + n];
+  const limit = Math.max(...q.map(Math.abs), ...k.map(Math.abs)) || 1.0;
+  const qName = `query #${i} '${S.tokens[i]}'`, kName = `key #${j} '${S.tokens[j]}'`;
+  const verdict = allowed(j) ? `weight of this key = ${fmt(row[j])}` : 'this key is masked for this query: −∞ → weight exactly 0';
+  const data = gd.data.map(t => ({ ...t }));
+  Object.assign(data[0], { z: [q, k], y: [qName, kName], zmin: -limit, zmax: limit });
+  Object.assign(data[1], { y: products, customdata: q.map((x, d) => [x, k[d]]),
+                           marker: { ...data[1].marker, color: products.map(p => p >= 0 ? c.positive : c.negative) } });
+  Object.assign(data[2], { y: [score, scaled], text: [fmt(score), fmt(scaled)] });
+  Object.assign(data[3], { y: row, customdata: S.tokens.map((t, n) => `#${n} '${t}'` + (allowed(n) ? '' : ' (masked)')),
+                           marker: { ...data[3].marker,
+                                     color: row.map((_, n) => n === j ? c.chosen : (allowed(n) ? c.other : c.grey)) } });
+  const annotations = (gd.layout.annotations || []).map(a => ({ ...a }));
+  annotations[0].text = `q (${qName}) and k (${kName}), channel by channel`;
+  annotations[1].text = `elementwise products q_d·k_d (sum = ${fmt(sum)})`;
+  annotations[3].text = `softmax row of query #${i}: ${verdict}`;
+  const title = `Layer ${l}, head ${h}: how ${qName} scores ${kName} (QKᵀ = ${fmt(score)}, scaled = ${fmt(scaled)}, ` +
+    (allowed(j) ? `weight = ${fmt(row[j])})` : 'masked: −∞ before softmax, weight exactly 0)') + c.toggles;
+  const layout = { ...gd.layout, annotations, title: { ...gd.layout.title, text: title },
+                   meta: { ...gd.layout.meta, pa_layer: l, pa_head: h, pa_query: i, pa_key: j } };
+  window.Plotly.react(gd, data, layout, gd._context);
+}
+
+function redraw(l, h, q, k) {  // the server's path: a layer this store does not hold, or a newer trace
+  const box = document.querySelector('#pa-redraw textarea, #pa-redraw input');
+  if (!box) return;
+  box.value = `${l},${h},${q},${k},${Date.now()}`;
+  box.dispatchEvent(new Event('input', { bubbles: true }));
+}
+
+function select(req) {  // {layer, head, query, key}, any of them; true when drawn here
+  const gs = plot('pa-five-stages'), gq = plot('qk-products');
+  const ms = gs && gs.layout && gs.layout.meta, mq = gq && gq.layout && gq.layout.meta;
+  const pick = (name, fallback) => { const v = num(req[name]); return v === null ? fallback : v; };
+  const l = pick('layer', ms ? ms.pa_layer : 0), h = pick('head', ms ? ms.pa_head : 0);
+  const q = pick('query', mq ? mq.pa_query : 0), k = pick('key', mq ? mq.pa_key : 0);
+  const here = S && window.Plotly && ms && ms.pa_layer !== undefined && ms.pa_trace === S.id &&
+               mq && mq.pa_query !== undefined && mq.pa_trace === S.id && S.layers.includes(l) && h < S.H;
+  if (!here) { if (!req.quiet) redraw(l, h, q, k); return false; }
+  const qq = Math.min(q, S.T - 1), kk = Math.min(k, S.T - 1);
+  if (l !== ms.pa_layer || h !== ms.pa_head) drawStages(gs, l, h);
+  if (window.paHeadView) window.paHeadView.show(headView(l), h);
+  if (l !== mq.pa_layer || h !== mq.pa_head || qq !== mq.pa_query || kk !== mq.pa_key) drawQk(gq, l, h, qq, kk);
+  return true;
+}
+
+function load() {
+  if (!props.value) { S = null; return; }
+  const v = JSON.parse(props.value);
+  S = { ...v, mask: bits(v.mask, v.T * v.T), cache: {} };
+}
+window.paInspect = {
+  select, get id() { return S && S.id; },
+  pickHead(l, h) { return select({ layer: l, head: h, quiet: true }); },
+};
+load();
+watch('value', load);
+"""
+
+
+def store_html() -> gr.HTML:
+    """The (hidden) store: its value is ``store_value(...)``; its script defines ``window.paInspect``."""
+    return gr.HTML("", html_template="<div></div>", js_on_load=JS, elem_id=ELEM_ID, visible="hidden")

@@ -1,0 +1,188 @@
+"""Head, layer, query and key switches repaint in the browser from the trace a press sent
+(``explainer.ui.inspect_store``): no request reaches the server, and every repainted number, colour range,
+colour and title equals what the Python figure for that selection draws (the functions /inspect uses).
+A layer the browser was not sent comes back from the server, one round trip.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
+
+pytestmark = pytest.mark.browser
+
+PROMPT = "JULIET: O Romeo, Romeo! wherefore art"
+STAGES, QK = "#pa-five-stages .js-plotly-plot", "#qk-products .js-plotly-plot"
+READY = (f"(() => {{ const gd = document.querySelector('{STAGES}'); return window.paInspect && gd && gd.layout"
+         f" && gd.layout.meta && window.paInspect.id === gd.layout.meta.pa_trace; }})()")
+
+require_chromium()
+
+
+def press(page, prompt: str):
+    page.fill("#pa-prompt textarea", prompt)
+    page.click("#pa-inspect-btn")
+    page.wait_for_function(f"(() => {{ const gd = document.querySelector('{STAGES}');"
+                           f" return gd && gd.layout.title.text.includes('on {len(prompt)} tokens'); }})()")
+    page.wait_for_function(READY)
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    pg = open_page(browser, app_url, 1440, 1000)
+    pg.get_by_role("tab", name="Inspect").click()
+    pg.wait_for_selector("#pa-head-view [data-role=line]", state="attached")
+    press(pg, PROMPT)
+    joins = []
+    pg.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    pg.joins = joins
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="module")
+def trace():
+    from explainer import trace_prompt
+    from explainer.ui import limits, registry
+
+    loaded = registry.stock(registry.default_model_key())
+    return trace_prompt(loaded.model, loaded.tokenizer, PROMPT, max_tokens=limits.MAX_INSPECT_TOKENS)
+
+
+def pick(page, selector_id: str, label: str):
+    page.click(f"#{selector_id} input")
+    page.get_by_role("option", name=label, exact=True).first.click()
+
+
+SHOWN_JS = """(sel) => { const gd = document.querySelector(sel);
+  const typed = { f4: Float32Array, f8: Float64Array, i1: Int8Array, u1: Uint8Array, i2: Int16Array,
+                  u2: Uint16Array, i4: Int32Array, u4: Uint32Array };
+  const decode = (a) => {  // plotly's base64 form of a numpy array, as the server's figures arrive
+    const s = atob(a.bdata), u = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+    const flat = Array.from(new typed[a.dtype.replace(/[<>|=]/g, '')](u.buffer));
+    const shape = String(a.shape ?? flat.length).split(',').map(Number);
+    if (shape.length < 2) return flat;
+    return Array.from({ length: shape[0] }, (_, i) => flat.slice(i * shape[1], (i + 1) * shape[1]));
+  };
+  const plain = (a) => a == null ? null : a.bdata ? plain(decode(a)) :
+    Array.from(a, r => (r != null && typeof r === 'object') ? plain(r) : (typeof r === 'number' && isNaN(r) ? null : r));
+  return JSON.stringify({ data: gd.data.map(t => ({ z: plain(t.z), zmin: t.zmin ?? null, zmax: t.zmax ?? null,
+      y: plain(t.y), text: plain(t.text), customdata: plain(t.customdata),
+      color: t.marker ? plain([].concat(t.marker.color)) : null })),
+    title: gd.layout.title.text, annotations: (gd.layout.annotations || []).map(a => a.text), meta: gd.layout.meta }); }"""
+
+
+def shown(page, sel: str) -> dict:
+    return json.loads(page.evaluate(SHOWN_JS, sel))
+
+
+def plain(a):
+    """A figure's array as the browser lists it: nested lists, NaN as None."""
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=object) if not isinstance(a, np.ndarray) else a
+    out = a.tolist()
+
+    def clean(x):
+        if isinstance(x, list):
+            return [clean(y) for y in x]
+        return None if isinstance(x, float) and math.isnan(x) else x
+    return clean(out)
+
+
+def assert_same(browser_fig: dict, fig, fields=("z", "zmin", "zmax")):
+    """The browser's figure holds exactly the Python figure's numbers, strings and colours."""
+    assert browser_fig["title"] == fig.layout.title.text
+    assert browser_fig["annotations"] == [a.text for a in fig.layout.annotations]
+    assert len(browser_fig["data"]) == len(fig.data)
+    for i, (b, p) in enumerate(zip(browser_fig["data"], fig.data)):
+        for name in fields:
+            if name == "color":
+                want = p.marker.color if "marker" in p else None
+            else:
+                want = p[name] if name in p else None
+            if name == "color" and isinstance(want, str):
+                want = [want]
+            want = plain(want) if isinstance(want, (list, tuple, np.ndarray)) else want
+            assert b[name] == want, (i, name)
+
+
+def test_head_switch_repaints_in_the_browser_with_the_models_numbers(page, trace):
+    from explainer.figures.stages import five_stages_figure
+
+    before = len(page.joins)
+    layer = shown(page, STAGES)["meta"]["pa_layer"]
+    head = (shown(page, STAGES)["meta"]["pa_head"] + 3) % trace.n_head
+    pick(page, "inspect-head", f"head {head}")
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('head {head}:')")
+    assert len(page.joins) == before  # nothing went to the server
+    assert_same(shown(page, STAGES), five_stages_figure(trace, layer, head))
+
+
+def test_layer_switch_repaints_the_stages_and_the_head_view(page, trace):
+    from explainer.figures.stages import five_stages_figure
+
+    before = len(page.joins)
+    meta = shown(page, STAGES)["meta"]
+    layer, head = (meta["pa_layer"] + 2) % trace.n_layer, meta["pa_head"]
+    pick(page, "inspect-layer", f"layer {layer}")
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.startsWith('Layer {layer},')")
+    assert len(page.joins) == before
+    assert_same(shown(page, STAGES), five_stages_figure(trace, layer, head))
+    lines = page.evaluate(f"""() => [...document.querySelectorAll('#pa-head-view [data-role=line][data-head="{head}"]')]
+      .map(l => [+l.dataset.query, +l.dataset.key, +l.dataset.weight])""")
+    assert len(lines) == int(trace.mask.sum())
+    for q, k, w in lines:
+        assert w == float(trace.weights[layer, head, q, k])
+    title = page.text_content("#pa-head-view .pa-hv-title")
+    assert title.startswith(f"Layer {layer}:")
+
+
+@pytest.mark.parametrize("query,key", [(20, 3), (7, 30)])  # (7, 30): a key after the query, masked
+def test_query_and_key_switches_repaint_the_qk_view(page, trace, query, key):
+    from explainer.figures.neuron import qk_products_figure
+
+    before = len(page.joins)
+    pick(page, "inspect-key", f"#{key} '{trace.tokens[key]}'")
+    pick(page, "inspect-query", f"#{query} '{trace.tokens[query]}'")
+    page.wait_for_function(f"document.querySelector('{QK}').layout.title.text.includes('query #{query} ')"
+                           f" && document.querySelector('{QK}').layout.title.text.includes('key #{key} ')")
+    assert len(page.joins) == before
+    meta = shown(page, STAGES)["meta"]
+    fig = qk_products_figure(trace, meta["pa_layer"], meta["pa_head"], query, key)
+    assert_same(shown(page, QK), fig, fields=("z", "zmin", "zmax", "y", "text", "customdata", "color"))
+    if key > query:
+        assert "masked" in shown(page, QK)["title"]
+
+
+def test_a_layer_not_sent_comes_from_the_server(page, trace, monkeypatch):
+    """A model too big for the browser's share gets only the selected layer; another is one round trip."""
+    from explainer.figures.stages import five_stages_figure
+    from explainer.ui import limits
+
+    monkeypatch.setattr(limits, "MAX_CLIENT_TRACE_BYTES", 1)  # the app runs in this process
+    press(page, PROMPT[:-1])
+    assert page.evaluate("window.paInspect.select({ layer: 99, quiet: true })") is False
+    meta = shown(page, STAGES)["meta"]
+    layer = (meta["pa_layer"] + 1) % trace.n_layer
+    before = len(page.joins)
+    pick(page, "inspect-layer", f"layer {layer}")
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.startsWith('Layer {layer},')")
+    assert len(page.joins) == before + 1
+    from explainer import trace_prompt
+    from explainer.ui import registry
+
+    loaded = registry.stock(registry.default_model_key())
+    short = trace_prompt(loaded.model, loaded.tokenizer, PROMPT[:-1], max_tokens=limits.MAX_INSPECT_TOKENS)
+    assert_same(shown(page, STAGES), five_stages_figure(short, layer, meta["pa_head"]))
+    page.wait_for_function(READY)  # the store of that layer arrived with it: its heads switch here again
+    head = (meta["pa_head"] + 1) % trace.n_head
+    pick(page, "inspect-head", f"head {head}")
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('head {head}:')")
+    assert len(page.joins) == before + 1
+    assert_same(shown(page, STAGES), five_stages_figure(short, layer, head))
