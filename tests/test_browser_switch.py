@@ -74,7 +74,8 @@ SHOWN_JS = """(sel) => { const gd = document.querySelector(sel);
   return JSON.stringify({ data: gd.data.map(t => ({ z: plain(t.z), zmin: t.zmin ?? null, zmax: t.zmax ?? null,
       y: plain(t.y), text: plain(t.text), customdata: plain(t.customdata),
       color: t.marker ? plain([].concat(t.marker.color)) : null })),
-    title: gd.layout.title.text, annotations: (gd.layout.annotations || []).map(a => a.text), meta: gd.layout.meta }); }"""
+    title: gd.layout.title.text, annotations: (gd.layout.annotations || []).map(a => a.text),
+    meta: window.paInspect.shows(sel.split(' ')[0].slice(1)) }); }"""
 
 
 def shown(page, sel: str) -> dict:

@@ -46,7 +46,8 @@ def test_shipped_checkpoint_loads_remeasures_and_samples(name, shakespeare, two_
 
 def test_char_model_reaches_target():
     _, _, meta = load_checkpoint("shakespeare-char", with_meta=True)
-    assert meta["val_loss"] <= 1.55 and meta["val_bpc"] < 2.3  # the README reports 1.515 (2.186 bits/char)
+    # #16's goal: val <= 1.47 (nanoGPT's A100 quality) in <= 60 minutes of training on 2 cores; README: 1.466, 57 min
+    assert meta["val_loss"] <= 1.47 and meta["wall_time_s"] <= 3600 and meta["train_config"]["optimizer"] == "muon"
 
 
 def test_checkpoint_sizes_within_limits():

@@ -40,7 +40,7 @@ HEAD_JS = """
       b.dataset.format = format;
       b.addEventListener('click', () => {
         const plot = host.querySelector('.js-plotly-plot');
-        const name = (host.id || 'figure').replace(/[^a-z0-9-]/gi, '');
+        const name = (host.id || (gd.closest('[id]') || {}).id || 'figure').replace(/[^a-z0-9-]/gi, '');
         if (plot && window.Plotly) window.Plotly.downloadImage(plot, { format, filename: name, scale: format === 'png' ? 2 : 1 });
       });
       bar.appendChild(b);

@@ -110,10 +110,26 @@ function stagesZ(l, h) {
           rows(arr('weights', l), tt, T, T), rows(arr('out', l), td, T, D)];
 }
 
+// which layer / head / query / key a figure shows: its meta when it came from the server, else what this
+// script drew into it (kept on the graph div: a change of layout.meta would cost plotly a full redraw)
+function shows(gd) {
+  const m = gd && gd.layout && gd.layout.meta;
+  if (!m) return null;
+  return gd.__paShows && gd.__paShows.data === gd.data ? gd.__paShows : m;
+}
+function react(gd, data, layout, what) {  // redraw in place; the page's hooks (inspect_page) need not run again
+  const stacked = gd.__paStacked === gd.data, outlined = gd.__paOutlined === gd.data, before = shows(gd);
+  window.Plotly.react(gd, data, layout, gd._context);
+  gd.__paShows = { ...before, ...what, data: gd.data };
+  if (stacked) gd.__paStacked = gd.data;
+  if (outlined) gd.__paOutlined = gd.data;
+}
+
 function drawStages(gd, l, h) {
-  const st = S.stages[l][h];
-  window.Plotly.update(gd, { z: stagesZ(l, h), zmin: st.zmin, zmax: st.zmax },
-                       { 'title.text': st.title, 'meta.pa_layer': l, 'meta.pa_head': h }, [0, 1, 2, 3, 4]);
+  const st = S.stages[l][h], z = stagesZ(l, h);
+  const data = gd.data.map((t, i) => i < 5 ? { ...t, z: z[i], zmin: st.zmin[i], zmax: st.zmax[i] } : t);
+  const layout = { ...gd.layout, title: { ...gd.layout.title, text: st.title } };
+  react(gd, data, layout, { pa_layer: l, pa_head: h });
 }
 
 function headView(l) {  // what explainer.figures.heads.head_view_data holds, decoded
@@ -149,9 +165,8 @@ function drawQk(gd, l, h, i, j) {  // explainer.figures.neuron.qk_products_figur
   annotations[3].text = `softmax row of query #${i}: ${verdict}`;
   const title = `Layer ${l}, head ${h}: how ${qName} scores ${kName} (QKᵀ = ${fmt(score)}, scaled = ${fmt(scaled)}, ` +
     (allowed(j) ? `weight = ${fmt(row[j])})` : 'masked: −∞ before softmax, weight exactly 0)') + c.toggles;
-  const layout = { ...gd.layout, annotations, title: { ...gd.layout.title, text: title },
-                   meta: { ...gd.layout.meta, pa_layer: l, pa_head: h, pa_query: i, pa_key: j } };
-  window.Plotly.react(gd, data, layout, gd._context);
+  const layout = { ...gd.layout, annotations, title: { ...gd.layout.title, text: title } };
+  react(gd, data, layout, { pa_layer: l, pa_head: h, pa_query: i, pa_key: j });
 }
 
 function redraw(l, h, q, k) {  // the server's path: a layer this store does not hold, or a newer trace
@@ -161,21 +176,39 @@ function redraw(l, h, q, k) {  // the server's path: a layer this store does not
   box.dispatchEvent(new Event('input', { bubbles: true }));
 }
 
+let ticket = 0;
 function select(req) {  // {layer, head, query, key}, any of them; true when drawn here
   const gs = plot('pa-five-stages'), gq = plot('qk-products');
-  const ms = gs && gs.layout && gs.layout.meta, mq = gq && gq.layout && gq.layout.meta;
+  const ms = shows(gs), mq = shows(gq);
   const pick = (name, fallback) => { const v = num(req[name]); return v === null ? fallback : v; };
   const l = pick('layer', ms ? ms.pa_layer : 0), h = pick('head', ms ? ms.pa_head : 0);
   const q = pick('query', mq ? mq.pa_query : 0), k = pick('key', mq ? mq.pa_key : 0);
   const here = S && window.Plotly && ms && ms.pa_layer !== undefined && ms.pa_trace === S.id &&
                mq && mq.pa_query !== undefined && mq.pa_trace === S.id && S.layers.includes(l) && h < S.H;
   if (!here) { if (!req.quiet) redraw(l, h, q, k); return false; }
-  const qq = Math.min(q, S.T - 1), kk = Math.min(k, S.T - 1);
-  if (l !== ms.pa_layer || h !== ms.pa_head) drawStages(gs, l, h);
-  if (window.paHeadView) window.paHeadView.show(headView(l), h);
-  if (l !== mq.pa_layer || h !== mq.pa_head || qq !== mq.pa_query || kk !== mq.pa_key) drawQk(gq, l, h, qq, kk);
+  const qq = Math.min(q, S.T - 1), kk = Math.min(k, S.T - 1), mine = ++ticket;
+  const rest = () => {  // the head view and the q·k products, from the state of that moment
+    if (mine !== ticket) return;  // a newer selection draws them
+    const m = shows(gq);
+    if (window.paHeadView) window.paHeadView.show(headView(l), h);
+    if (l !== m.pa_layer || h !== m.pa_head || qq !== m.pa_query || kk !== m.pa_key) drawQk(gq, l, h, qq, kk);
+  };
+  if (l !== ms.pa_layer || h !== ms.pa_head) {
+    drawStages(gs, l, h);
+    requestAnimationFrame(() => setTimeout(rest, 0));  // the five stages are painted first
+  } else rest();
   return true;
 }
+
+// a pick in one of the selectors is drawn on the pointer's press, before Gradio's own select event
+// (which arrives ~100 ms later and finds the views already showing it)
+const SELECTORS = { 'inspect-layer': 'layer', 'inspect-head': 'head', 'inspect-query': 'query', 'inspect-key': 'key' };
+document.addEventListener('mousedown', (e) => {
+  const opt = e.target.closest && e.target.closest('[role=option]');
+  const box = opt && opt.closest(Object.keys(SELECTORS).map(id => '#' + id).join(', '));
+  const v = box && num(opt.getAttribute('aria-label') || opt.textContent);
+  if (box && v !== null) select({ [SELECTORS[box.id]]: v, quiet: true });
+}, { capture: true });
 
 function load() {
   if (!props.value) { S = null; return; }
@@ -183,7 +216,7 @@ function load() {
   S = { ...v, mask: bits(v.mask, v.T * v.T), cache: {} };
 }
 window.paInspect = {
-  select, get id() { return S && S.id; },
+  select, get id() { return S && S.id; }, shows: (id) => { const s = shows(plot(id)); return s && { ...s, data: undefined }; },
   pickHead(l, h) { return select({ layer: l, head: h, quiet: true }); },
 };
 load();

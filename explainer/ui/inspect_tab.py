@@ -8,8 +8,9 @@ Clicking a thumbnail of the grid selects that head.
 from __future__ import annotations
 
 import gradio as gr
+import plotly.graph_objects as go
 
-from . import common, head_view, inspect_store, inspect_views, limits, registry, roles_panel
+from . import common, head_view, inspect_store, inspect_views, limits, registry, roles_panel, stages_view
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
@@ -22,6 +23,14 @@ def _view(args) -> View:
     return View(*args)
 
 
+def _for_html(out: tuple, i: int) -> tuple:
+    """``out`` with its i-th item (the five-stage figure) as the stages component's value."""
+    out = list(out)
+    if isinstance(out[i], go.Figure):
+        out[i] = stages_view.to_value(out[i])
+    return tuple(out)
+
+
 def inspect(session: Session, prompt: str, model: str, layer: int, head: int, causal: bool, scale: str,
             query: int, key: int, temperature: float, top_k: int, top_p: float):
     """Trace the prompt through the model and draw every view of the selected head."""
@@ -31,7 +40,7 @@ def inspect(session: Session, prompt: str, model: str, layer: int, head: int, ca
 
 def press(session: Session, *args):
     """The first half of a press: notes, five stages and selectors (painted before the rest)."""
-    return inspect_views.first(session, _view(args))
+    return _for_html(inspect_views.first(session, _view(args)), 1)
 
 
 def press_rest(session: Session, *args):
@@ -45,7 +54,7 @@ def opening(session: Session, opened: bool, *args):
     if not opened:
         _, tr, _ = inspect_views.get_trace(session, v)
         v.layer, v.head = inspect_views.previous_token_head(tr)
-    return (True, *inspect_views.first(session, v))
+    return (True, *_for_html(inspect_views.first(session, v), 1))
 
 
 def press_store(session: Session, *args) -> str:
@@ -64,7 +73,7 @@ def redraw(session: Session, asked: str, *args):
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
     inspect_views.fit(tr, v)
-    return (*inspect_views.head_figures(tr, v), inspect_store.store_value(tr, v.layer, tr.ui_id))
+    return _for_html((*inspect_views.head_figures(tr, v), inspect_store.store_value(tr, v.layer, tr.ui_id)), 0)
 
 
 def pick_query(session: Session, evt: gr.EventData, *args):
@@ -93,7 +102,7 @@ def pick_head(session: Session, picked: str, *args):
         return (v.layer, v.head, *(gr.skip(),) * 3)
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
-    return (v.layer, v.head, *inspect_views.head_figures(tr, v))
+    return _for_html((v.layer, v.head, *inspect_views.head_figures(tr, v)), 2)
 
 
 def trace_file(session: Session, *args) -> str:
@@ -128,11 +137,12 @@ def refresh_models(session: Session, current: str):
 def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``).
 
-    A press paints the five stages first, then the rest (``.then``); selector changes send
-    only the views that depend on them. Dropdowns listen to ``select``: Gradio 6.31's Dropdown
-    fires ``input`` twice per pick (on the pick and again on its blur), which ran every
-    redraw twice. Another panel can select a head by writing
-    'layer,head,nonce' into the hidden ``#head-pick`` box (the grid's click bridge does).
+    A press paints the five stages first, then the rest, then sends the trace's arrays to the
+    browser (three ``.then`` steps). A pick of layer, head, query or key is then drawn in the
+    browser (``inspect_store``, on the option's press and again on Gradio's ``select``: 6.31's
+    Dropdown fires ``input`` twice per pick); what it cannot draw comes back through the
+    hidden ``#pa-redraw`` box. Another panel selects a head by writing 'layer,head,nonce'
+    into the hidden ``#head-pick`` box, with ',c' when the browser already drew it.
     """
     with gr.Row(elem_classes="pa-wrap"):
         prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", scale=3, min_width=240, max_lines=3, elem_id="pa-prompt")
@@ -149,7 +159,9 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2, min_width=240,
                          elem_id="inspect-scale")
     info = gr.Markdown(label="Notes", elem_id="inspect-notes")
-    stages = gr.Plot(label="Five stages of the selected head", elem_id="pa-five-stages")
+    stages = stages_view.stages_html()
+    stages_view.preload()
+    api_stages = gr.Plot(label="Five stages of the selected head", visible=False)  # /inspect's figure
     with gr.Row(equal_height=False, elem_classes="pa-wrap"):
         grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid",
                        min_width=320)
@@ -192,7 +204,8 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     private = dict(api_visibility="private", **lane)
     first_outputs = [info, stages, layer, head, query, key]
     rest_outputs = [grid, view, qk, dist]
-    api.click(friendly(inspect), [session, *view_inputs], [info, stages, grid, view, qk, dist, layer, head, query, key],
+    api.click(friendly(inspect), [session, *view_inputs],
+              [info, api_stages, grid, view, qk, dist, layer, head, query, key],
               api_name="inspect", **lane)
     gr.on([run.click, prompt.submit, model.select, causal.input, scale.input], friendly(press),
           [session, *view_inputs], first_outputs, **private).then(
