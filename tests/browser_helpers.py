@@ -36,6 +36,15 @@ def open_page(browser, url: str, width: int = 1400, height: int = 1000, **kwargs
     return page
 
 
+def default_trace(prompt: str):
+    """The app's own default model traced on ``prompt``, as the server traces it for Inspect."""
+    from explainer import trace_prompt
+    from explainer.ui import limits, registry
+
+    loaded = registry.stock(registry.default_model_key())
+    return trace_prompt(loaded.model, loaded.tokenizer, prompt, max_tokens=limits.MAX_INSPECT_TOKENS)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless chromium for the test module that imports this fixture."""

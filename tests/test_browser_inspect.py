@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
+from browser_helpers import browser, default_trace, open_page, require_chromium  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -42,12 +42,7 @@ def page(browser, app_url):
 
 @pytest.fixture(scope="module")
 def trace():
-    """The app's own default model traced on PROMPT, as the server traces it."""
-    from explainer import trace_prompt
-    from explainer.ui import limits, registry
-
-    loaded = registry.stock(registry.default_model_key())
-    return trace_prompt(loaded.model, loaded.tokenizer, PROMPT, max_tokens=limits.MAX_INSPECT_TOKENS)
+    return default_trace(PROMPT)
 
 
 def selected(page) -> tuple[int, int]:

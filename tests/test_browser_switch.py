@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
+from browser_helpers import browser, default_trace, open_page, require_chromium  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -46,11 +46,7 @@ def page(browser, app_url):
 
 @pytest.fixture(scope="module")
 def trace():
-    from explainer import trace_prompt
-    from explainer.ui import limits, registry
-
-    loaded = registry.stock(registry.default_model_key())
-    return trace_prompt(loaded.model, loaded.tokenizer, PROMPT, max_tokens=limits.MAX_INSPECT_TOKENS)
+    return default_trace(PROMPT)
 
 
 def pick(page, selector_id: str, label: str):
@@ -175,11 +171,7 @@ def test_a_layer_not_sent_comes_from_the_server(page, trace, monkeypatch):
     pick(page, "inspect-layer", f"layer {layer}")
     page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.startsWith('Layer {layer},')")
     assert len(page.joins) == before + 1
-    from explainer import trace_prompt
-    from explainer.ui import registry
-
-    loaded = registry.stock(registry.default_model_key())
-    short = trace_prompt(loaded.model, loaded.tokenizer, PROMPT[:-1], max_tokens=limits.MAX_INSPECT_TOKENS)
+    short = default_trace(PROMPT[:-1])
     assert_same(shown(page, STAGES), five_stages_figure(short, layer, meta["pa_head"]))
     page.wait_for_function(READY)  # the store of that layer arrived with it: its heads switch here again
     head = (meta["pa_head"] + 1) % trace.n_head

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -198,9 +199,15 @@ def fit(tr, v: View) -> str:
 
 
 def full(session, v: View) -> tuple:
-    """Everything /inspect returns: notes, five-stage figure, grid, head view, q·k, next token, selectors."""
+    """Everything /inspect returns: notes, five-stage figure, grid, head view, q·k, next token, selectors.
+
+    The figures are explainer's exactly: without the trace tag the page's in-browser switches use.
+    """
     text, stages, *chosen = first(session, v)
     grid, view, qk, dist = rest(session, v)
+    for fig in (stages, qk):
+        fig.layout.meta = {k: x for k, x in (fig.layout.meta or {}).items() if k != "pa_trace"} or None
+    view = head_view.to_value({k: x for k, x in json.loads(view).items() if k != "trace"})
     return (text, stages, grid, view, qk, dist, *chosen)
 
 
