@@ -81,11 +81,19 @@ def head_view_data(trace: PromptTrace, layer: int, selected: int = 0) -> dict:
     return dict(
         layer=int(layer), selected=int(selected), tokens=list(trace.tokens), n_tokens=T,
         colors=[HEAD_COLORS[h % len(HEAD_COLORS)] for h in range(H)],
-        mask=base64.b64encode(np.packbits(trace.mask.astype(np.uint8), axis=None).tobytes()).decode(),
-        weights=[base64.b64encode(np.ascontiguousarray(trace.weights[layer, h][trace.mask], dtype="<f4")
-                                  .tobytes()).decode() for h in range(H)],
+        mask=b64_bits(trace.mask), weights=[b64_f32(trace.weights[layer, h][trace.mask]) for h in range(H)],
         title=head_view_title(trace, layer),
     )
+
+
+def b64_f32(a: np.ndarray) -> str:
+    """An array as base64 little-endian float32 (the browser reads it into a Float32Array, exactly)."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()
+
+
+def b64_bits(mask: np.ndarray) -> str:
+    """A boolean array as base64 packed bits, row order, most significant bit first."""
+    return base64.b64encode(np.packbits(mask.astype(np.uint8), axis=None).tobytes()).decode()
 
 
 def head_view_title(trace: PromptTrace, layer: int) -> str:

@@ -12,7 +12,6 @@ the hidden ``#pa-redraw`` box (one round trip, the old path).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 
@@ -21,7 +20,7 @@ import numpy as np
 import gradio as gr
 
 from explainer.figures.common import MASK_GREY, scale_label, toggles_label
-from explainer.figures.heads import HEAD_COLORS, head_view_title
+from explainer.figures.heads import HEAD_COLORS, b64_bits, b64_f32, head_view_title
 from explainer.figures.neuron import CHOSEN, OTHER
 from explainer.figures.stages import five_stages_panels, five_stages_title
 
@@ -36,10 +35,6 @@ POSITIVE, NEGATIVE = "#d6604d", "#4393c3"  # the q·k products' bar colours (exp
 def trace_id(key: tuple) -> str:
     """A short name for one cached trace (model version, prompt, toggles): the figures carry it in meta."""
     return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
-
-
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()
 
 
 def client_layers(tr, layer: int) -> list[int]:
@@ -68,8 +63,8 @@ def store_value(tr, layer: int, ui_id: str) -> str:
                                     zmax=[float(p["zmax"]) for p in panels]))
     value = dict(
         id=ui_id, T=T, D=tr.head_dim, L=tr.n_layer, H=tr.n_head, layers=layers, tokens=list(tr.tokens),
-        mask=base64.b64encode(np.packbits(tr.mask.astype(np.uint8), axis=None).tobytes()).decode(),
-        masked_same=masked_same, arrays={n: {lay: _b64(getattr(tr, n)[lay]) for lay in layers} for n in names},
+        mask=b64_bits(tr.mask),
+        masked_same=masked_same, arrays={n: {lay: b64_f32(getattr(tr, n)[lay]) for lay in layers} for n in names},
         stages=stages, head_view=dict(titles={lay: head_view_title(tr, lay) for lay in layers},
                                       colors=[HEAD_COLORS[h % len(HEAD_COLORS)] for h in range(tr.n_head)]),
         qk=dict(chosen=CHOSEN, other=OTHER, grey=MASK_GREY, positive=POSITIVE, negative=NEGATIVE,
