@@ -216,5 +216,6 @@ def test_an_upload_becomes_the_sessions_model_until_it_ends(checkpoint, tmp_path
     s.release()
     with pytest.raises(ValueError, match="has not uploaded a checkpoint yet"):
         s.model("uploaded")
-    retired = [f for _, f in getattr(training, "_retired", [])]
-    assert saved[0] in retired or not saved[0].exists()  # its folder goes (after the grace time)
+    from explainer.ui import run_files
+
+    assert saved[0] in run_files.retired() or not saved[0].exists()  # its folder goes (after the grace time)

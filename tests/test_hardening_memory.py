@@ -47,6 +47,7 @@ def files_under(path: Path) -> list[Path]:
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("memory")
     (tmp / "tmp" / "playattention-runs" / "999999999" / "old-run").mkdir(parents=True)  # a dead process's
+    (tmp / "gradio" / "playattention-exports" / "999999999" / "old-run").mkdir(parents=True)  # and its downloads
     port = free_port()
     env = {**os.environ, "PLAYATTENTION_SESSION_TTL_S": str(TTL_S), "GRADIO_SERVER_PORT": str(port),
            "GRADIO_SERVER_NAME": "127.0.0.1", "TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"),
@@ -107,6 +108,7 @@ def test_expired_sessions_give_back_memory_and_files(server):
     proc, url, tmp = server
     runs_root = tmp / "tmp" / "playattention-runs"
     assert not (runs_root / "999999999").exists(), "a dead process's run folder survived the start-up"
+    assert not (tmp / "gradio" / "playattention-exports" / "999999999").exists(), "and its downloads survived"
     visit(url, -1, train=True)  # warm-up: models, corpus and tokenizer loaded once, like any first visitor
     baseline = settle(proc.pid, TTL_S * 3)
     peaks, done = {"rss": 0.0, "run_files": 0}, threading.Event()
@@ -127,7 +129,8 @@ def test_expired_sessions_give_back_memory_and_files(server):
     peak, runs_at_peak = peaks["rss"], peaks["run_files"]
     deadline = time.monotonic() + 60
     after = settle(proc.pid, TTL_S * 3)
-    while (files_under(runs_root / str(proc.pid)) or after - baseline > BOUND_MB) and time.monotonic() < deadline:
+    while ((files_under(runs_root / str(proc.pid)) or files_under(tmp / "gradio") or after - baseline > BOUND_MB)
+           and time.monotonic() < deadline):
         after = settle(proc.pid, 2)
     times = sorted(t for r in results for t in r["inspect_s"])
     figures = {"sessions": len(results), "requests": sum(r["requests"] for r in results),
@@ -141,7 +144,31 @@ def test_expired_sessions_give_back_memory_and_files(server):
     (ARTIFACTS / "memory.json").write_text(json.dumps(figures, indent=1))
     assert figures["errors"] == 0
     assert runs_at_peak > 0 and figures["run_files_after"] == 0
+    # the downloaded zips and reports were served from the app's own folder in Gradio's cache, not copied
+    # into it (Gradio kept such copies after their sessions had gone): nothing of theirs is left
+    assert figures["gradio_cache_files_after"] == 0, files_under(tmp / "gradio")
     assert after - baseline < BOUND_MB, figures
+
+
+@pytest.mark.slow
+def test_a_download_link_lives_as_long_as_its_session(server):
+    """Gradio's delete_cache ages its files by ctime (here every TTL_S seconds): an export must stay
+    downloadable while its session is in use, however old, and be one file, not a second copy."""
+    proc, url, tmp = server
+    client = Client(url, verbose=False, download_files=False)
+    try:
+        client.predict(**{**TRAIN, "seed": 7}, api_name="/train")
+        zip_file = client.predict(api_name="/export")[4]
+        assert "playattention-exports" in zip_file["path"], zip_file  # the app's folder inside Gradio's cache
+        for i in range(int(TTL_S * 4 / 0.5)):  # busy for four TTLs: the session stays, the file ages
+            client.predict(*inspect_args("ROMEO: But soft " + "abcdefghij"[i % 10]), api_name="/inspect")
+            time.sleep(0.5)
+        r = httpx.get(zip_file["url"], timeout=30)
+        assert r.status_code == 200 and r.content[:2] == b"PK", (r.status_code, r.text[:200])
+        copies = [p for p in files_under(tmp / "gradio") if p.name == Path(zip_file["path"]).name]
+        assert len(copies) == 1, copies
+    finally:
+        client.close()
 
 
 def test_sweep_forgets_idle_sessions_but_never_a_training_one(monkeypatch):

@@ -19,7 +19,7 @@ from gpt.accel import device_status
 from gpt.config import PRESETS
 from gpt.tokenizers import TOKENIZERS
 
-from . import admission, cancels, common, expiry, limits, train_roles, training
+from . import admission, cancels, common, expiry, limits, run_files, train_roles, training
 from .errors import friendly
 from .gpu import gpu
 from .session import Session, bind
@@ -319,6 +319,7 @@ def build(session: gr.State) -> None:
             with gr.Row():
                 ckpt = gr.DownloadButton("Download checkpoint (.zip)", elem_id="download-checkpoint")
                 report = gr.DownloadButton("Download training report (.md)", elem_id="download-report")
+                ckpt.keep_in_cache = run_files.KeepLive(ckpt.keep_in_cache)  # Gradio's schedule leaves live exports
             gr.Markdown("Downloads are ready when a run finishes or is stopped.", elem_classes="pa-note")
 
     outputs = [plot, progress, stats, sample, ckpt, report, session, roles_plot]

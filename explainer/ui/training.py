@@ -7,10 +7,8 @@ step, so another tab can read the weights between steps.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -18,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import limits, registry, train_roles
+from . import limits, registry, run_files, train_roles
 
-EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
-RUNS_DIR = EXPORT_ROOT / str(os.getpid())  # this process's run folders: EXPORT_ROOT/<pid>/<run id>
-_retired: list[tuple[float, Path]] = []  # run folders to delete once their grace time is over
-_retired_lock = threading.Lock()
+# where the run's files live and when they go (re-exported: the app and its tests name them here)
+from .run_files import EXPORT_ROOT, RUNS_DIR, disk_used, purge, remove_stale_runs, retire  # noqa: F401
 THREAD_PREFIX = "playattention-train-"  # training threads are named this + the run id
 STOP_TIMEOUT_S = 60  # longest wait for the current optimiser step when stopping
 SYNC_FIELDS = ("lock", "export_lock", "finished", "news", "thread")
@@ -151,6 +147,7 @@ class TrainingRun:
         self.cancelled = lambda: False  # set by the handler: was its request cancelled (``cancels``)?
         self.error: Exception | None = None  # why the thread stopped, if it failed
         self.exported: Export | None = None
+        self.delivery: Path | None = None  # the folder the current export is served from (run_files)
 
     def _init_sync(self) -> None:
         self.lock = threading.Lock()
@@ -290,75 +287,22 @@ class TrainingRun:
                               sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
             write_loss_html(out, self.events, title=self.title())
             self.model.eval()
-            zip_path = shutil.make_archive(str(out), "zip", root_dir=out.parent, base_dir=name)
-            self.exported = Export(step, zip_path, str(out / "report.md"), meta)
+            if self.delivery is not None:  # the previous export's link stays valid for the grace time
+                retire(self.delivery)
+            self.delivery = run_files.new_delivery(self.id)  # served by Gradio from there, never copied
+            zip_path = shutil.make_archive(str(self.delivery / name), "zip", root_dir=out.parent, base_dir=name)
+            report = shutil.copy2(out / "report.md", self.delivery / "report.md")
+            self.exported = Export(step, zip_path, str(report), meta)
             return self.exported
 
     def cleanup(self) -> None:
         """Retire the exported files (the session ended or a newer run replaced this one).
 
         They are deleted ``limits.EXPORT_GRACE_S`` later, not now: an ``/export`` answer that is
-        being delivered (Gradio copies the files to its cache after the handler returns) stays valid.
+        being delivered stays valid (``run_files``).
         """
         from . import continue_run
         continue_run.free(self)
         retire(RUNS_DIR / self.id)
-
-
-def disk_used(exclude: set[str] = frozenset()) -> int:
-    """Bytes of this process's run folders, not counting retired ones (deleted within EXPORT_GRACE_S) nor the
-    runs named in ``exclude`` (their ids)."""
-    with _retired_lock:
-        retired = {f for _, f in _retired}
-    total = 0
-    for folder in RUNS_DIR.iterdir() if RUNS_DIR.is_dir() else []:
-        if folder not in retired and folder.name not in exclude:
-            total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    return total
-
-
-def retire(folder: Path) -> None:
-    with _retired_lock:
-        _retired.append((time.monotonic() + limits.EXPORT_GRACE_S, folder))
-
-
-def purge(now: float | None = None) -> int:
-    """Delete the retired run folders whose grace time is over; return how many."""
-    now = time.monotonic() if now is None else now
-    with _retired_lock:
-        due = [f for t, f in _retired if t <= now]
-        _retired[:] = [(t, f) for t, f in _retired if t > now]
-    for folder in due:
-        shutil.rmtree(folder, ignore_errors=True)
-    return len(due)
-
-
-def remove_stale_runs() -> int:
-    """At start-up: delete the run folders of processes that are gone (a crash or restart leaves them).
-
-    Folders named after a live process stay (another server may share the temp folder); anything
-    else older than ``limits.session_ttl_s()`` goes.
-    """
-    removed = 0
-    for entry in EXPORT_ROOT.glob("*") if EXPORT_ROOT.is_dir() else []:
-        if entry.name.isdigit():
-            stale = not _alive(int(entry.name))
-        else:
-            try:
-                stale = time.time() - entry.stat().st_mtime > limits.session_ttl_s()
-            except OSError:
-                continue
-        if stale:
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if self.delivery is not None:
+            retire(self.delivery)

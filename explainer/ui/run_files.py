@@ -1,0 +1,144 @@
+"""Where a training run's files live, and when they go. No Gradio here.
+
+Two roots, both per process (``<root>/<pid>/...``), so a restarted server can tell its own
+folders from a dead process's:
+
+* ``RUNS_DIR`` (``<temp>/playattention-runs/<pid>``): a run's working files (checkpoint folder,
+  training state) and upload extractions. Never served.
+* ``delivery_dir()`` (``<Gradio's cache>/playattention-exports/<pid>``): the files a visitor
+  downloads (checkpoint zip, report), in a folder named ``<run id>-<128 random bits>``. They are
+  inside Gradio's cache, so Gradio serves them as they are instead of keeping a copy that no
+  one deletes when the session ends; and ``KeepLive`` tells Gradio's ``delete_cache`` schedule
+  (which ages files by their ctime) to leave them, so a link stays valid while its session lives.
+
+Both are deleted by the run's own cleanup: ``retire``d, then removed by ``purge`` once
+``limits.EXPORT_GRACE_S`` is over (an answer being delivered stays valid).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import limits
+
+EXPORT_ROOT = Path(tempfile.gettempdir()) / "playattention-runs"
+RUNS_DIR = EXPORT_ROOT / str(os.getpid())  # this process's run folders: EXPORT_ROOT/<pid>/<run id>
+DELIVERY_NAME = "playattention-exports"
+_retired: list[tuple[float, Path]] = []  # folders to delete once their grace time is over
+_retired_lock = threading.Lock()
+
+
+def gradio_cache() -> Path:
+    """Gradio's cache folder, by Gradio's own rule (``gradio.utils.get_upload_folder``)."""
+    return Path(os.path.abspath(os.environ.get("GRADIO_TEMP_DIR")
+                                or (Path(tempfile.gettempdir()) / "gradio").resolve()))
+
+
+def delivery_dir() -> Path:
+    """This process's delivery folders (read when called: the cache folder comes from the environment)."""
+    return gradio_cache() / DELIVERY_NAME / str(os.getpid())
+
+
+def new_delivery(run_id: str) -> Path:
+    """A fresh, unguessable folder for one export of run ``run_id``."""
+    folder = delivery_dir() / f"{run_id}-{secrets.token_hex(16)}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def retire(folder: Path) -> None:
+    with _retired_lock:
+        _retired.append((time.monotonic() + limits.EXPORT_GRACE_S, folder))
+
+
+def retired() -> set[Path]:
+    with _retired_lock:
+        return {f for _, f in _retired}
+
+
+def purge(now: float | None = None) -> int:
+    """Delete the retired folders whose grace time is over; return how many."""
+    now = time.monotonic() if now is None else now
+    with _retired_lock:
+        due = [f for t, f in _retired if t <= now]
+        _retired[:] = [(t, f) for t, f in _retired if t > now]
+    for folder in due:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(due)
+
+
+def _folders(exclude: set[str] = frozenset()):
+    """This process's live (not retired) run and delivery folders, except those of the runs in ``exclude``."""
+    gone = retired()
+    for root in (RUNS_DIR, delivery_dir()):
+        for folder in root.iterdir() if root.is_dir() else []:
+            if folder not in gone and folder.name.split("-", 1)[0] not in exclude:
+                yield folder
+
+
+def disk_used(exclude: set[str] = frozenset()) -> int:
+    """Bytes of this process's run and delivery folders, not counting retired ones (deleted within
+    EXPORT_GRACE_S) nor the runs named in ``exclude`` (their ids)."""
+    return sum(p.stat().st_size for folder in _folders(exclude) for p in folder.rglob("*") if p.is_file())
+
+
+def live_deliveries() -> list[str]:
+    """Paths (as Gradio records them: ``os.path.abspath``) of every delivered file not yet retired."""
+    root, gone = delivery_dir(), retired()
+    return [os.path.abspath(p) for folder in (root.iterdir() if root.is_dir() else []) if folder not in gone
+            for p in folder.iterdir() if p.is_file()]
+
+
+class KeepLive:
+    """A component's ``keep_in_cache`` for Gradio: its own entries plus every live delivered file.
+
+    Gradio's ``delete_cache`` schedule skips the files in any component's ``keep_in_cache``;
+    it only iterates it, and ``add``s a component's initial value files.
+    """
+
+    def __init__(self, kept=()):
+        self.kept = set(kept)
+
+    def add(self, path) -> None:
+        self.kept.add(path)
+
+    def __iter__(self):
+        return iter([*self.kept, *live_deliveries()])
+
+    def __contains__(self, path) -> bool:
+        return path in self.kept or path in live_deliveries()
+
+
+def remove_stale_runs() -> int:
+    """At start-up: delete the run and delivery folders of processes that are gone (a crash or restart
+    leaves them). Folders named after a live process stay (another server may share the temp
+    folder); anything else older than ``limits.session_ttl_s()`` goes."""
+    removed = 0
+    for root in (EXPORT_ROOT, delivery_dir().parent):
+        for entry in root.glob("*") if root.is_dir() else []:
+            if entry.name.isdigit():
+                stale = not _alive(int(entry.name))
+            else:
+                try:
+                    stale = time.time() - entry.stat().st_mtime > limits.session_ttl_s()
+                except OSError:
+                    continue
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
