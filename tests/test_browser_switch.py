@@ -69,6 +69,8 @@ SHOWN_JS = """(sel) => { const gd = document.querySelector(sel);
     Array.from(a, r => (r != null && typeof r === 'object') ? plain(r) : (typeof r === 'number' && isNaN(r) ? null : r));
   return JSON.stringify({ data: gd.data.map(t => ({ z: plain(t.z), zmin: t.zmin ?? null, zmax: t.zmax ?? null,
       y: plain(t.y), text: plain(t.text), customdata: plain(t.customdata),
+      tickvals: t.colorbar && t.colorbar.tickvals ? plain(t.colorbar.tickvals) : null,
+      ticktext: t.colorbar && t.colorbar.ticktext ? plain(t.colorbar.ticktext) : null,
       color: t.marker ? plain([].concat(t.marker.color)) : null })),
     title: gd.layout.title.text, annotations: (gd.layout.annotations || []).map(a => a.text),
     meta: window.paInspect.shows(sel.split(' ')[0].slice(1)) }); }"""
@@ -92,7 +94,7 @@ def plain(a):
     return clean(out)
 
 
-def assert_same(browser_fig: dict, fig, fields=("z", "zmin", "zmax")):
+def assert_same(browser_fig: dict, fig, fields=("z", "zmin", "zmax", "tickvals", "ticktext")):
     """The browser's figure holds exactly the Python figure's numbers, strings and colours."""
     assert browser_fig["title"] == fig.layout.title.text
     assert browser_fig["annotations"] == [a.text for a in fig.layout.annotations]
@@ -101,6 +103,8 @@ def assert_same(browser_fig: dict, fig, fields=("z", "zmin", "zmax")):
         for name in fields:
             if name == "color":
                 want = p.marker.color if "marker" in p else None
+            elif name in ("tickvals", "ticktext"):
+                want = p.colorbar[name] if "colorbar" in p else None
             else:
                 want = p[name] if name in p else None
             if name == "color" and isinstance(want, str):
@@ -138,6 +142,38 @@ def test_layer_switch_repaints_the_stages_and_the_head_view(page, trace):
         assert w == float(trace.weights[layer, head, q, k])
     title = page.text_content("#pa-head-view .pa-hv-title")
     assert title.startswith(f"Layer {layer}:")
+
+
+PAINTED_JS = """(head) => {  // pick a head; what the page shows before plotly's own redraw of the figure
+  const gd = document.querySelector('#pa-five-stages .js-plotly-plot');
+  window.paInspect.select({ head, quiet: true });
+  return { images: [...gd.querySelectorAll('.heatmaplayer image')].map(im => im.getAttribute('href')),
+           title: gd.querySelector('.gtitle').textContent,
+           labels: gd._fullData.slice(0, 5).map(t => [...gd.querySelectorAll(`.ycb${t.uid}tick text`)].map(x => x.textContent)),
+           pending: !gd.layout.title.text.includes(`head ${head}:`) }; }"""
+DRAWN_JS = """() => { const gd = document.querySelector('#pa-five-stages .js-plotly-plot');
+  return { images: [...gd.querySelectorAll('.heatmaplayer image')].map(im => im.getAttribute('href')),
+           title: gd.querySelector('.gtitle').textContent,
+           labels: gd._fullData.slice(0, 5).map(t => [...gd.querySelectorAll(`.ycb${t.uid}tick text`)].map(x => x.textContent)) }; }"""
+
+
+def test_a_head_switch_paints_at_once_what_plotly_then_draws(page, trace):
+    """The fast paint (cells, title, colour-bar labels, before plotly's ~130 ms redraw) is plotly's own
+    drawing: the same PNG for every panel, byte for byte, and the Python figure's title and tick labels."""
+    from explainer.figures.stages import five_stages_figure
+
+    layer = shown(page, STAGES)["meta"]["pa_layer"]
+    head = (shown(page, STAGES)["meta"]["pa_head"] + 1) % trace.n_head
+    painted = page.evaluate(PAINTED_JS, head)
+    assert painted["pending"]  # read before plotly's redraw
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('head {head}:')")
+    page.wait_for_timeout(100)
+    drawn = page.evaluate(DRAWN_JS)
+    fig = five_stages_figure(trace, layer, head)
+    assert painted["title"] == drawn["title"] == fig.layout.title.text
+    assert painted["labels"] == drawn["labels"] == [list(t.colorbar.ticktext) for t in fig.data]
+    assert len(painted["images"]) == 5 and painted["images"] == drawn["images"]
+    assert_same(shown(page, STAGES), fig)
 
 
 @pytest.mark.parametrize("query,key", [(20, 3), (7, 30)])  # (7, 30): a key after the query, masked

@@ -128,11 +128,29 @@ def panel_title(box: tuple[float, float, float, float], text: str, size: int = 1
                 yanchor="bottom", showarrow=False, font=dict(size=size))
 
 
-def colorbar_right(box: tuple[float, float, float, float], title: str) -> dict:
-    """A slim vertical colour bar just right of a panel, as tall as the panel."""
+def colorbar_right(box: tuple[float, float, float, float], title: str, ticks: dict | None = None) -> dict:
+    """A slim vertical colour bar just right of a panel, as tall as the panel (``ticks``: ``range_ticks``)."""
     x0, x1, y0, y1 = box
     return dict(x=x1 + 0.004, xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0,
-                lenmode="fraction", thickness=8, title=dict(text=title, side="right"), tickfont=dict(size=9))
+                lenmode="fraction", thickness=8, title=dict(text=title, side="right"), tickfont=dict(size=9),
+                **(ticks or {}))
+
+
+def tick_label(v: float) -> str:
+    """A colour-bar label: 3 significant digits (an exponent only outside 0.001..10,000), plotly's minus sign."""
+    if v == 0:
+        return "0"
+    text = f"{v:.3g}" if 1e-3 <= abs(v) < 1e4 else f"{v:.2e}"
+    if "e" in text and abs(v) >= 1e-3:  # 999.95 rounds up to '1e+03'
+        text = f"{v:.0f}"
+    return text.replace("-", "\u2212")
+
+
+def range_ticks(zmin: float, zmax: float, n: int = 5) -> dict:
+    """``n`` colour-bar ticks at even steps from zmin to zmax, the ends included: the bar states its exact
+    range, and the ticks sit at the same places for every head (the browser swaps only their labels)."""
+    vals = [zmin + k * (zmax - zmin) / (n - 1) for k in range(n)]
+    return dict(tickvals=vals, ticktext=[tick_label(v) for v in vals])
 
 
 def scale_label(trace) -> str:

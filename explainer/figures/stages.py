@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 
 from ..trace import PromptTrace
 from .common import (KEY_AXIS, MASK_GREY, MASK_NOTE, QUERY_AXIS, SCORE_COLORS, WEIGHT_COLORS, build_figure,
-                     colorbar_right, panel_row, panel_title, place_axes, scale_label, symmetric_limit,
+                     colorbar_right, panel_row, panel_title, place_axes, range_ticks, scale_label, symmetric_limit,
                      toggles_label, token_axis, token_categories, token_heatmap, without_masked)
 
 MAX_KEY_TICKS = 16  # per panel: five panels share the width, so keys are labelled every k-th token
@@ -37,7 +37,7 @@ def five_stages_panels(trace: PromptTrace, layer: int, head: int) -> list[dict]:
     def panel(title, z, name, fixed=None):
         limit = symmetric_limit(z) if fixed is None else None
         zmin, zmax = fixed if fixed is not None else (-limit, limit)
-        return dict(title=title, z=z, name=name, zmin=zmin, zmax=zmax)
+        return dict(title=title, z=z, name=name, zmin=zmin, zmax=zmax, ticks=range_ticks(zmin, zmax))
 
     return [
         panel("1 · QKᵀ (raw scores)", trace.scores[layer, head], "QKᵀ"),
@@ -78,7 +78,7 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
                           y=dict(autorange="reversed", **query_axis))
         colors = WEIGHT_COLORS if p["name"] == "weight" else SCORE_COLORS
         data.append(token_heatmap(p["z"], cats, cats, axes, name=p["name"], colors=colors, zmin=p["zmin"],
-                                  zmax=p["zmax"], colorbar=colorbar_right(boxes[i], p["name"])))
+                                  zmax=p["zmax"], colorbar=colorbar_right(boxes[i], p["name"], p["ticks"])))
         annotations.append(panel_title(boxes[i], p["title"]))
         grid_axes.append(axes)
     if not trace.mask.all():
@@ -89,7 +89,8 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
                       y=dict(autorange="reversed", matches="y", showticklabels=False))
     out = panels[4]
     data.append(token_heatmap(out["z"], cats, list(range(D)), axes, name="output", colors=SCORE_COLORS,
-                              zmin=out["zmin"], zmax=out["zmax"], colorbar=colorbar_right(boxes[4], "output")))
+                              zmin=out["zmin"], zmax=out["zmax"],
+                              colorbar=colorbar_right(boxes[4], "output", out["ticks"])))
     annotations.append(panel_title(boxes[4], out["title"]))
     shapes = query_row_shapes(grid_axes, int(query)) if query is not None and 0 <= int(query) < T else []
     return build_figure(

@@ -60,7 +60,8 @@ def store_value(tr, layer: int, ui_id: str) -> str:
         for h in range(tr.n_head):
             panels = five_stages_panels(tr, lay, h)
             stages[lay].append(dict(title=five_stages_title(tr, lay, h), zmin=[float(p["zmin"]) for p in panels],
-                                    zmax=[float(p["zmax"]) for p in panels]))
+                                    zmax=[float(p["zmax"]) for p in panels],
+                                    ticks=[{k: list(v) for k, v in p["ticks"].items()} for p in panels]))
     value = dict(
         id=ui_id, T=T, D=tr.head_dim, L=tr.n_layer, H=tr.n_head, layers=layers, tokens=list(tr.tokens),
         mask=b64_bits(tr.mask),
@@ -120,11 +121,60 @@ function react(gd, data, layout, what) {  // redraw in place; the page's hooks (
   if (outlined) gd.__paOutlined = gd.data;
 }
 
-function drawStages(gd, l, h) {
-  const st = S.stages[l][h], z = stagesZ(l, h);
-  const data = gd.data.map((t, i) => i < 5 ? { ...t, z: z[i], zmin: st.zmin[i], zmax: st.zmax[i] } : t);
+function drawStages(gd, l, h, z) {  // the exact figure for (l, h): plotly's own state, hover included
+  const st = S.stages[l][h];
+  z = z || stagesZ(l, h);
+  const data = gd.data.map((t, i) => i < 5 ? { ...t, z: z[i], zmin: st.zmin[i], zmax: st.zmax[i],
+                                               colorbar: { ...t.colorbar, ...st.ticks[i] } } : t);
   const layout = { ...gd.layout, title: { ...gd.layout.title, text: st.title } };
   react(gd, data, layout, { pa_layer: l, pa_head: h });
+}
+
+// The fast paint: plotly draws each heatmap as one pixel per cell in an <image> (image-rendering:
+// pixelated) and a full redraw of the five panels costs ~130 ms. A switch first writes the new cells
+// into those images with plotly's own colour rule, and the title and colour-bar labels into their text
+// (the ticks sit at fixed fractions of each bar: figures.common.range_ticks); drawStages then brings
+// plotly's state (hover, downloads) to the same figure a frame later. A browser test checks that
+// plotly's redraw leaves every pixel as painted.
+const rgba = (c) => { const m = /rgba?\(([^)]+)\)/.exec(c);
+  if (m) { const v = m[1].split(',').map(Number); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; }
+  const x = c.replace('#', ''); return [0, 2, 4].map(i => parseInt(x.slice(i, i + 2), 16)).concat([1]); };
+function colorOf(scale, zmin, zmax) {  // plotly's makeColorScaleFunc: d3 v3 clamped polylinear on RGBA
+  const dom = scale.map(s => zmin + s[0] * (zmax - zmin)), rng = scale.map(s => rgba(s[1])), k = dom.length - 1;
+  return (x) => {
+    let lo = 1, hi = k;  // d3.bisect (right) over dom[1..k]
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (x < dom[mid]) hi = mid; else lo = mid + 1; }
+    const j = lo - 1, a = dom[j], b = (dom[j + 1] - a) || 1 / (dom[j + 1] - a);
+    const t = Math.max(0, Math.min(1, (x - a) / b)), p = rng[j], q = rng[j + 1];
+    return [0, 1, 2, 3].map(c => p[c] * (1 - t) + q[c] * t);
+  };
+}
+const canvas = document.createElement('canvas');
+function pixels(z, color) {  // one pixel per cell, row 0 on top; gaps (masked) transparent
+  const m = z.length, n = z[0].length;
+  canvas.width = n; canvas.height = m;
+  const ctx = canvas.getContext('2d'), img = ctx.createImageData(n, m), px = img.data;
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    const v = z[i][j], o = (i * n + j) * 4;
+    if (v === null || v === undefined || Number.isNaN(v)) continue;
+    const c = color(v);
+    px[o] = Math.round(c[0]); px[o + 1] = Math.round(c[1]); px[o + 2] = Math.round(c[2]); px[o + 3] = Math.round(c[3] * 255);
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas.toDataURL();
+}
+function paintStages(gd, l, h) {  // true when painted (the figure is plotly's five-stage layout as drawn)
+  const st = S.stages[l][h], full = gd._fullData || [], z = stagesZ(l, h);
+  const images = full.slice(0, 5).map(t => gd.querySelector(`.subplot.${t.xaxis}${t.yaxis} .heatmaplayer image`));
+  const labels = full.slice(0, 5).map(t => [...gd.querySelectorAll(`.cb${t.uid} .ycb${t.uid}tick text`)]);
+  const title = gd.querySelector('.gtitle');
+  if (full.length < 5 || images.some(im => !im) || !title || title.querySelector('tspan') ||
+      labels.some((ls, i) => ls.length !== st.ticks[i].ticktext.length)) return null;
+  images.forEach((im, i) => im.setAttribute('href', pixels(z[i], colorOf(full[i].colorscale, st.zmin[i], st.zmax[i]))));
+  labels.forEach((ls, i) => ls.forEach((t, k) => { t.textContent = st.ticks[i].ticktext[k]; }));
+  title.textContent = st.title;
+  gd.__paShows = { ...shows(gd), pa_layer: l, pa_head: h, data: gd.data };
+  return z;
 }
 
 function headView(l) {  // what explainer.figures.heads.head_view_data holds, decoded
@@ -171,7 +221,7 @@ function redraw(l, h, q, k) {  // the server's path: a layer this store does not
   box.dispatchEvent(new Event('input', { bubbles: true }));
 }
 
-let ticket = 0;
+let ticket = 0, painted = 0, restAt = 0;  // restAt: the ticket whose views wait for a frame
 function select(req) {  // {layer, head, query, key}, any of them; true when drawn here
   const gs = plot('pa-five-stages'), gq = plot('qk-products');
   const ms = shows(gs), mq = shows(gq);
@@ -184,13 +234,23 @@ function select(req) {  // {layer, head, query, key}, any of them; true when dra
   const qq = Math.min(q, S.T - 1), kk = Math.min(k, S.T - 1), mine = ++ticket;
   const rest = () => {  // the head view and the q·k products, from the state of that moment
     if (mine !== ticket) return;  // a newer selection draws them
+    restAt = 0;
     const m = shows(gq);
     if (window.paHeadView) window.paHeadView.show(headView(l), h);
     if (l !== m.pa_layer || h !== m.pa_head || qq !== m.pa_query || kk !== m.pa_key) drawQk(gq, l, h, qq, kk);
   };
   if (l !== ms.pa_layer || h !== ms.pa_head) {
-    drawStages(gs, l, h);
-    requestAnimationFrame(() => setTimeout(rest, 0));  // the five stages are painted first
+    const drawn = gs.data, z = paintStages(gs, l, h), paint = ++painted;
+    restAt = mine;  // (a later select that finds the
+    const exact = () => { if (paint === painted && gs.data === drawn) drawStages(gs, l, h, z); };  // paint leaves it)
+    if (!z) drawStages(gs, l, h);
+    requestAnimationFrame(() => setTimeout(() => {  // the five stages are on screen: the other views, then
+      rest();                                       // plotly's own redraw of the same five stages
+      if (z) requestAnimationFrame(() => setTimeout(exact, 0));
+    }, 0));
+  } else if (restAt) {  // a paint's other views are still to come (e.g. Gradio's own select of the same pick):
+    restAt = mine;       // they come after its frame, never inside this input event
+    requestAnimationFrame(() => setTimeout(rest, 0));
   } else rest();
   return true;
 }
