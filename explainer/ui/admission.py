@@ -32,15 +32,18 @@ class Ticket:
         self.seen = time.monotonic()
         self.admitted = False
         self.released = False
-        self.run = None  # the TrainingRun once it started: the slot is free when it has finished
+        self.finished = None  # the started run's ``finished`` event: the slot is free when it is set
 
     def wait(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the slot; 0 once admitted, else the place in line (1 = next)."""
         return self.gate.wait(self, timeout)
 
     def hold(self, run) -> None:
-        """The admitted request started ``run``: the slot is held until the run has finished."""
-        self.run = run
+        """The admitted request started ``run``: the slot is held until the run has finished.
+
+        Only the run's event is kept: a ticket the gate still lists (until its next prune) must not
+        keep a closed tab's model alive."""
+        self.finished = run.finished
 
     def release(self) -> None:
         self.gate.release(self)
@@ -48,8 +51,8 @@ class Ticket:
     def alive(self, now: float) -> bool:
         if self.released:
             return False
-        if self.run is not None:
-            return not self.run.finished.is_set()
+        if self.finished is not None:
+            return not self.finished.is_set()
         return now - self.seen <= (BUILD_S if self.admitted else STALE_S)
 
 
