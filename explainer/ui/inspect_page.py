@@ -117,6 +117,8 @@ CSS = """
 .pa-dl button { font-size: 11px; padding: 1px 6px; border: 1px solid var(--border-color-primary);
   border-radius: 4px; background: var(--background-fill-primary); cursor: pointer; }
 #pa-five-stages, #heads-grid, #qk-products, #next-token { position: relative; }
+#pa-five-stages .html-container, #heads-grid .html-container, #qk-products .html-container,
+#next-token .html-container { padding: 0; }  /* plot_html: the figure as wide as gr.Plot drew it */
 @media (max-width: %(narrow)dpx) {
   .pa-wrap { flex-wrap: wrap; }
   .pa-wrap > * { min-width: 100%% !important; }

@@ -8,9 +8,8 @@ Clicking a thumbnail of the grid selects that head.
 from __future__ import annotations
 
 import gradio as gr
-import plotly.graph_objects as go
 
-from . import common, head_view, inspect_store, inspect_views, limits, registry, roles_panel, stages_view
+from . import common, head_view, inspect_store, inspect_views, limits, plot_html, registry, roles_panel
 from .errors import friendly
 from .inspect_views import SCALES, View
 from .session import Session
@@ -23,12 +22,9 @@ def _view(args) -> View:
     return View(*args)
 
 
-def _for_html(out: tuple, i: int) -> tuple:
-    """``out`` with its i-th item (the five-stage figure) as the stages component's value."""
-    out = list(out)
-    if isinstance(out[i], go.Figure):
-        out[i] = stages_view.to_value(out[i])
-    return tuple(out)
+def _for_html(out: tuple, *at: int) -> tuple:
+    """``out`` with its items at ``at`` (figures drawn by ``plot_html`` components) as their values."""
+    return tuple(plot_html.to_value(x) if i in at else x for i, x in enumerate(out))
 
 
 def inspect(session: Session, prompt: str, model: str, layer: int, head: int, causal: bool, scale: str,
@@ -45,7 +41,7 @@ def press(session: Session, *args):
 
 def press_rest(session: Session, *args):
     """The second half: all-heads grid, head view, q·k products and next-token chart."""
-    return inspect_views.rest(session, _view(args))
+    return _for_html(inspect_views.rest(session, _view(args)), 0, 2, 3)
 
 
 def opening(session: Session, opened: bool, *args):
@@ -73,7 +69,7 @@ def redraw(session: Session, asked: str, *args):
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
     inspect_views.fit(tr, v)
-    return _for_html((*inspect_views.head_figures(tr, v), inspect_store.store_value(tr, v.layer, tr.ui_id)), 0)
+    return _for_html((*inspect_views.head_figures(tr, v), inspect_store.store_value(tr, v.layer, tr.ui_id)), 0, 2)
 
 
 def pick_query(session: Session, evt: gr.EventData, *args):
@@ -84,12 +80,12 @@ def pick_query(session: Session, evt: gr.EventData, *args):
     if data.get("drawn") is True:
         return v.query, gr.skip()
     _, tr, _ = inspect_views.get_trace(session, v)
-    return v.query, inspect_views.qk_figure(tr, v)
+    return v.query, plot_html.to_value(inspect_views.qk_figure(tr, v))
 
 
 def redraw_distribution(session: Session, *args):
     loaded, tr, _ = inspect_views.get_trace(session, _view(args))
-    return inspect_views.distribution(loaded, tr, _view(args))
+    return plot_html.to_value(inspect_views.distribution(loaded, tr, _view(args)))
 
 
 def pick_head(session: Session, picked: str, *args):
@@ -102,7 +98,7 @@ def pick_head(session: Session, picked: str, *args):
         return (v.layer, v.head, *(gr.skip(),) * 3)
     _, tr, _ = inspect_views.get_trace(session, v)
     tr.check_head(v.layer, v.head)
-    return _for_html((v.layer, v.head, *inspect_views.head_figures(tr, v)), 2)
+    return _for_html((v.layer, v.head, *inspect_views.head_figures(tr, v)), 2, 4)
 
 
 def trace_file(session: Session, *args) -> str:
@@ -159,12 +155,15 @@ def build(session: gr.State, tab: gr.Tab) -> None:
         scale = gr.Radio(SCALES, value="×1", label="Attention scale (relative to 1/√d_k)", scale=2, min_width=240,
                          elem_id="inspect-scale")
     info = gr.Markdown(label="Notes", elem_id="inspect-notes")
-    stages = stages_view.stages_html()
-    stages_view.preload()
-    api_stages = gr.Plot(label="Five stages of the selected head", visible=False)  # /inspect's figure
+    stages = plot_html.stages_html()
+    plot_html.preload()
+    # /inspect's figures: the page draws the same figures once each (plot_html), the API returns them as plots
+    api_stages, api_grid, api_qk, api_dist = (gr.Plot(label=name, visible=False) for name in (
+        "Five stages of the selected head", "All heads", "q·k products for the chosen query and key",
+        "Next-token distribution"))
     with gr.Row(equal_height=False, elem_classes="pa-wrap"):
-        grid = gr.Plot(label="All heads (click a thumbnail to select that head)", elem_id="heads-grid",
-                       min_width=320)
+        with gr.Column(min_width=320):
+            grid = plot_html.plot_html("heads-grid", "All heads (click a thumbnail to select that head)")
         with gr.Column(min_width=300):
             view = head_view.head_view_html()
     roles_panel.build(session, prompt, model)  # head roles + logit lens; a cell click selects via #head-pick
@@ -173,12 +172,12 @@ def build(session: gr.State, tab: gr.Tab) -> None:
                             allow_custom_value=True, min_width=160, elem_id="inspect-query")
         key = gr.Dropdown([], value=0, label="Key token (the one attended to)", allow_custom_value=True,
                           min_width=160, elem_id="inspect-key")
-    qk = gr.Plot(label="q·k products for the chosen query and key", elem_id="qk-products")
+    qk = plot_html.plot_html("qk-products", "q·k products for the chosen query and key", 520)
     with gr.Row(equal_height=True, elem_classes="pa-wrap"):
         temperature = common.slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
         top_k = common.slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
         top_p = common.slider(0.01, 1, value=1.0, step=0.01, label="Top-p (1 = off)")
-    dist = gr.Plot(label="Next-token distribution", elem_id="next-token")
+    dist = plot_html.plot_html("next-token", "Next-token distribution")
     with gr.Row(elem_classes="pa-wrap"):
         n_new = common.slider(1, limits.MAX_NEW_TOKENS, value=100, step=1, label="New tokens")
         seed = common.number(0, label="Seed", precision=0, minimum=0, maximum=limits.MAX_SEED)
@@ -205,7 +204,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     first_outputs = [info, stages, layer, head, query, key]
     rest_outputs = [grid, view, qk, dist]
     api.click(friendly(inspect), [session, *view_inputs],
-              [info, api_stages, grid, view, qk, dist, layer, head, query, key],
+              [info, api_stages, api_grid, view, api_qk, api_dist, layer, head, query, key],
               api_name="inspect", **lane)
     gr.on([run.click, prompt.submit, model.select, causal.input, scale.input], friendly(press),
           [session, *view_inputs], first_outputs, **private).then(
