@@ -215,3 +215,26 @@ def test_a_layer_not_sent_comes_from_the_server(page, trace, monkeypatch):
     page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('head {head}:')")
     assert len(page.joins) == before + 1
     assert_same(shown(page, STAGES), five_stages_figure(short, layer, head))
+
+
+BUSY_JS = """async () => { document.querySelector('#pa-inspect-btn').click();
+  await new Promise(r => setTimeout(r, 10));
+  const host = document.getElementById('pa-five-stages');
+  return host.classList.contains('pa-busy') && getComputedStyle(host.querySelector('.pa-plot-label'), '::after').content; }"""
+IDLE = "!document.getElementById('pa-five-stages').classList.contains('pa-busy')"
+
+
+def test_a_press_says_it_is_updating_until_its_figure_is_drawn(page, trace):
+    """The views update in place (no loading overlays): the five stages' label says "updating" from the press
+    until the new figure is drawn, and also stops saying it when the press fails."""
+    page.fill("#pa-prompt textarea", PROMPT + "x")
+    assert "updating" in page.evaluate(BUSY_JS)
+    page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('on {len(PROMPT) + 1} tokens')")
+    page.wait_for_function(IDLE)
+    assert "updating" in page.evaluate(BUSY_JS)  # the same prompt again: the same figure, nothing to redraw
+    page.wait_for_function(IDLE)
+    page.fill("#pa-prompt textarea", PROMPT + "0")  # '0' is not in shakespeare-char's vocabulary: an error
+    assert "updating" in page.evaluate(BUSY_JS)
+    page.wait_for_function(IDLE)
+    assert f"on {len(PROMPT) + 1} tokens" in page.evaluate(f"document.querySelector('{STAGES}').layout.title.text")
+    press(page, PROMPT)

@@ -119,6 +119,7 @@ CSS = """
 #pa-five-stages, #heads-grid, #qk-products, #next-token { position: relative; }
 #pa-five-stages .html-container, #heads-grid .html-container, #qk-products .html-container,
 #next-token .html-container { padding: 0; }  /* plot_html: the figure as wide as gr.Plot drew it */
+.pa-busy .pa-plot-label::after { content: " · updating…"; color: var(--color-accent); }  /* plot_html.BUSY_JS */
 @media (max-width: %(narrow)dpx) {
   .pa-wrap { flex-wrap: wrap; }
   .pa-wrap > * { min-width: 100%% !important; }

@@ -201,31 +201,37 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     view_inputs = [prompt, model, layer, head, causal, scale, query, key, temperature, top_k, top_p]
     lane = dict(concurrency_id="inspect", concurrency_limit=limits.INSPECT_CONCURRENCY)
     private = dict(api_visibility="private", **lane)
+    # views updated in place: no loading overlays (their DOM work cost a press ~70 ms); the five stages' label
+    # says "updating" from the press until its figure is drawn (or the chain ends, e.g. on an error)
+    quiet = dict(private, show_progress="hidden")
     first_outputs = [info, stages, layer, head, query, key]
     rest_outputs = [grid, view, qk, dist]
     api.click(friendly(inspect), [session, *view_inputs],
               [info, api_stages, api_grid, view, api_qk, api_dist, layer, head, query, key],
               api_name="inspect", **lane)
-    gr.on([run.click, prompt.submit, model.select, causal.input, scale.input], friendly(press),
-          [session, *view_inputs], first_outputs, **private).then(
-        friendly(press_rest), [session, *view_inputs], rest_outputs, **private).then(
-        friendly(press_store), [session, *view_inputs], store, **private)
+    presses = [run.click, prompt.submit, model.select, causal.input, scale.input]
+    gr.on(presses, None, None, None, js=plot_html.BUSY_JS)
+    pressed = gr.on(presses, friendly(press), [session, *view_inputs], first_outputs, **quiet)
+    pressed.then(None, js=plot_html.IDLE_JS)  # also when the figure did not change (the same prompt again)
+    pressed.failure(None, js=plot_html.IDLE_JS)  # (a failed step ends the chain)
+    pressed.then(friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
+        friendly(press_store), [session, *view_inputs], store, **quiet)
     tab.select(refresh_models, [session, model], model, **private).then(
-        friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **private).then(
-        friendly(press_rest), [session, *view_inputs], rest_outputs, **private).then(
-        friendly(press_store), [session, *view_inputs], store, **private)
+        friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **quiet).then(
+        friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
+        friendly(press_store), [session, *view_inputs], store, **quiet)
     # a switch of layer, head, query or key repaints in the browser from the store; what it cannot draw comes
     # back through #pa-redraw
     gr.on([layer.select, head.select, query.select, key.select], None, [layer, head, query, key], None,
           js="(l, h, q, k) => { window.paInspect && window.paInspect.select({ layer: l, head: h, query: q, key: k }); }")
     asked.change(friendly(redraw), [session, asked, *view_inputs], [stages, view, qk, store],
-                 trigger_mode="always_last", **private)
+                 trigger_mode="always_last", **quiet)
     head.change(None, [head], None, js="(h) => { window.paHeadView && window.paHeadView.selectHead(h); }")
     query.change(None, [query], None, js="(q) => { window.paHeadView && window.paHeadView.outline(q); }")
-    view.select(friendly(pick_query), [session, *view_inputs], [query, qk], trigger_mode="always_last", **private)
+    view.select(friendly(pick_query), [session, *view_inputs], [query, qk], trigger_mode="always_last", **quiet)
     gr.on([temperature.input, top_k.input, top_p.input], friendly(redraw_distribution), [session, *view_inputs],
-          dist, trigger_mode="always_last", **private)
-    picked.change(friendly(pick_head), [session, picked, *view_inputs], [layer, head, stages, view, qk], **private)
+          dist, trigger_mode="always_last", **quiet)
+    picked.change(friendly(pick_head), [session, picked, *view_inputs], [layer, head, stages, view, qk], **quiet)
     trace_btn.click(friendly(trace_file), [session, *view_inputs], trace_out, **private)
     gr.on([sample_btn.click], friendly(generate), [session, prompt, model, n_new, temperature, top_k, top_p, seed],
           continuation, api_name="generate", **lane)

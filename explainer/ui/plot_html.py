@@ -36,6 +36,8 @@ function draw() {
   if (!props.value || props.value === shown) return;
   if (!window.Plotly) { setTimeout(draw, 20); return; }  // Gradio's plotly bundle is still loading
   shown = props.value;
+  const busy = element.closest('.pa-busy');  // a press asked for this figure (BUSY_JS): it is here
+  if (busy) busy.classList.remove('pa-busy');
   const fig = JSON.parse(props.value), layout = fig.layout || {};
   layout.autosize = true;
   window.Plotly.react(div, fig.data || [], layout, { responsive: true, displaylogo: false });
@@ -43,6 +45,11 @@ function draw() {
 draw();
 watch('value', draw);
 """
+
+
+# a press marks the five stages as updating until their figure is drawn or its first step has ended
+BUSY_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.add('pa-busy'); }}"
+IDLE_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.remove('pa-busy'); }}"
 
 
 def plot_html(elem_id: str, label: str, min_height: int = 300) -> gr.HTML:
