@@ -58,3 +58,17 @@ def train_page(browser, app_url):
     page.wait_for_selector("#train-start")
     yield page
     page.close()
+
+
+def overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
+    """Pairs of bounding boxes that intersect (tick labels drawn over each other)."""
+    def meet(a: dict, b: dict) -> bool:
+        return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if meet(boxes[i], boxes[j])]
+
+
+def tick_boxes(page, elem_id: str, axis: str) -> list[dict]:
+    return page.evaluate(f"""[...document.querySelectorAll('#{elem_id} .{axis}tick text')]
+        .map(t => t.getBoundingClientRect()).map(r => ({{x: r.x, y: r.y, width: r.width, height: r.height}}))""")

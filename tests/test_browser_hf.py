@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import browser, open_page, require_chromium  # noqa: F401 (browser: a fixture)
+from browser_helpers import browser, open_page, overlaps, require_chromium, tick_boxes  # noqa: F401
 
 pytestmark = pytest.mark.browser
 require_chromium()
@@ -35,20 +35,6 @@ def hf_app(app_url, tmp_path_factory):
         mp.setattr(byom, "MODELS", byom.HFModels())
         byom.MODELS.get(KEY, wait_s=120)
         yield app_url
-
-
-def overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
-    """Pairs of bounding boxes that intersect (tick labels drawn over each other)."""
-    def meet(a: dict, b: dict) -> bool:
-        return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
-                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
-
-    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if meet(boxes[i], boxes[j])]
-
-
-def tick_boxes(page, elem_id: str, axis: str) -> list[dict]:
-    return page.evaluate(f"""[...document.querySelectorAll('#{elem_id} .{axis}tick text')]
-        .map(t => t.getBoundingClientRect()).map(r => ({{x: r.x, y: r.y, width: r.width, height: r.height}}))""")
 
 
 def open_hf(browser, url: str, width: int):

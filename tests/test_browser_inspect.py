@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_helpers import browser, default_trace, open_page, require_chromium  # noqa: F401 (browser: a fixture)
+from browser_helpers import (browser, default_trace, open_page, overlaps, require_chromium,  # noqa: F401
+                             tick_boxes)
 
 pytestmark = pytest.mark.browser
 
@@ -177,6 +178,12 @@ def test_layout_at_each_width(browser, app_url, width):
         domains = pg.evaluate(f"[1,2,3,4,5].map(i => {gd}._fullLayout['yaxis' + (i > 1 ? i : '')].domain)")
         stacked = all(domains[i][0] >= domains[i + 1][1] for i in range(4))
         assert stacked == (width < 700)  # a phone: the five stages one under another
+        right = pg.evaluate("Math.max(...[...document.querySelectorAll('#pa-five-stages .annotation-text, "
+                            "#pa-five-stages .gtitle')].map(t => t.getBoundingClientRect().right))")
+        assert right <= width, f"a five-stage title or note runs off the screen at {width} px"
+        for elem_id, axes in (("heads-grid", ("x", "y")), ("pa-five-stages", ("x", "y", "x2", "x5"))):
+            for axis in axes:
+                assert not overlaps(tick_boxes(pg, elem_id, axis)), f"#{elem_id} {axis} tick labels overlap at {width} px"
         ARTIFACTS.mkdir(exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"inspect-{width}.png"), full_page=True)
     finally:

@@ -13,6 +13,7 @@ HEAD_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
                "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
 OPACITY_LEVELS = 10  # head-view lines are drawn in this many opacity steps (one trace per step)
 MIN_LINE_WEIGHT = 0.01  # lighter lines would be invisible; they are left out to keep the figure small
+NAMED_HEADS = 4  # the all-heads grid names up to this many heads "head h"; more are numbered under "head"
 
 
 def _no_attention(trace: PromptTrace, title: str) -> go.Figure | None:
@@ -52,12 +53,12 @@ def all_heads_figure(trace: PromptTrace) -> go.Figure:
                  hovertemplate="%{y}<br>%{x}<br>weight ≈ %{z} % (rounded)<extra></extra>")]
     middle = T // 2
     layout = dict(
-        # labels level, never auto-rotated (plotly tilts them by the category spacing); past 8 heads the
-        # number alone under an axis title "head", so GPT-2's 12 still fit a phone's width
+        # labels level, never auto-rotated (plotly tilts them by the category spacing); past 4 heads the
+        # number alone under an axis title "head", so 6 (or GPT-2's 12) still fit a phone's width
         xaxis=dict(type="category", showgrid=False, zeroline=False, ticks="", side="top", tickmode="array",
                    tickvals=[x[h * T + middle] for h in range(H)], tickangle=0,
-                   ticktext=[f"head {h}" if H <= 8 else str(h) for h in range(H)],
-                   title=dict(text="head" if H > 8 else None, standoff=2)),
+                   ticktext=[f"head {h}" if H <= NAMED_HEADS else str(h) for h in range(H)],
+                   title=dict(text="head" if H > NAMED_HEADS else None, standoff=2)),
         yaxis=dict(type="category", autorange="reversed", showgrid=False, zeroline=False, ticks="",
                    tickmode="array", tickvals=[y[lay * T + middle] for lay in range(L)],
                    ticktext=[f"layer {lay}" for lay in range(L)]),

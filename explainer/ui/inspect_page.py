@@ -47,6 +47,14 @@ HEAD_JS = """
     }
     host.appendChild(bar);
   };
+  const lines = (text, n) => {  // words into lines of at most n characters
+    const out = [''];
+    for (const word of text.split(' ')) {
+      if ((out[out.length - 1] + ' ' + word).length > n) out.push(word);
+      else out[out.length - 1] = (out[out.length - 1] + ' ' + word).trim();
+    }
+    return out;
+  };
   const stack = (gd) => {  // five panels in a row do not fit a phone: one under another
     const meta = gd.layout && gd.layout.meta;
     if (window.innerWidth >= NARROW || !meta || !meta.pa_axes || gd.__paStacked === gd.data) return;
@@ -66,6 +74,7 @@ HEAD_JS = """
       const m = /^(\\d) ·/.exec(a.text || '');
       layout[`annotations[${j}].x`] = m ? 0.41 : 0;
       layout[`annotations[${j}].y`] = m ? 1 - (+m[1] - 1) * per - 0.035 : -0.035;
+      if (!m) layout[`annotations[${j}].text`] = (a.text || '').split('<br>').map(t => lines(t, 38).join('<br>')).join('<br>');
     });
     const idx = [0, 1, 2, 3, 4].filter(i => i < gd.data.length);
     const style = { 'colorbar.x': 0.84, 'colorbar.len': per * 0.75,
@@ -80,24 +89,20 @@ HEAD_JS = """
   const wrap = (gd) => {  // a phone: long titles break into lines instead of running off the screen
     const t = gd.layout && gd.layout.title, text = t && (t.text || (typeof t === 'string' ? t : ''));
     if (window.innerWidth >= NARROW || !text || text.includes('<br>') || text.length < 40 || !window.Plotly) return;
-    const lines = [''];
-    for (const word of text.split(' ')) {
-      if ((lines[lines.length - 1] + ' ' + word).length > 40) lines.push(word);
-      else lines[lines.length - 1] = (lines[lines.length - 1] + ' ' + word).trim();
-    }
-    const x = gd.layout.xaxis || {}, text2 = lines.join('<br>');
+    const parts = lines(text, 40);
+    const x = gd.layout.xaxis || {}, text2 = parts.join('<br>');
     if (x.side === 'top') {  // labels above the plot (the all-heads grid): the title goes above them, from the top
       const block = gd.closest('.block'), label = block && block.querySelector('[data-testid="block-label"]');
       const top = 18 + (label ? Math.max(0, label.getBoundingClientRect().bottom - gd.getBoundingClientRect().top)
                              : 40);  // below the component's label
       window.Plotly.relayout(gd, { 'title.text': text2, 'title.font.size': 12, 'title.yref': 'container',
                                    'title.y': 1, 'title.yanchor': 'top', 'title.pad.t': top,
-                                   'margin.t': top + 16 * lines.length + 56 });
+                                   'margin.t': top + 16 * parts.length + 56 });
       return;
     }
     window.Plotly.relayout(gd, { 'title.text': text2, 'title.font.size': 12, 'title.yref': 'paper',
                                  'title.y': 1, 'title.yanchor': 'bottom', 'title.pad.b': 24,
-                                 'margin.t': 70 + 16 * lines.length });  // clear of the component's label
+                                 'margin.t': 70 + 16 * parts.length });  // clear of the component's label
   };
   const hook = () => {
     document.querySelectorAll('.js-plotly-plot').forEach(gd => {
