@@ -197,10 +197,10 @@ def test_not_a_zip_and_no_meta(tmp_path):
 
 def test_an_upload_becomes_the_sessions_model_until_it_ends(checkpoint, tmp_path, monkeypatch):
     from explainer import trace_prompt
-    from explainer.ui import training, upload
+    from explainer.ui import run_files, upload
     from explainer.ui.session import Session
 
-    monkeypatch.setattr(training, "RUNS_DIR", tmp_path / "runs", raising=False)
+    monkeypatch.setattr(run_files, "RUNS_DIR", tmp_path / "runs")
     folder, model = checkpoint
     z = Path(shutil.make_archive(str(tmp_path / "up"), "zip", root_dir=folder.parent, base_dir=folder.name))
     s, other = Session(), Session()
@@ -216,6 +216,4 @@ def test_an_upload_becomes_the_sessions_model_until_it_ends(checkpoint, tmp_path
     s.release()
     with pytest.raises(ValueError, match="has not uploaded a checkpoint yet"):
         s.model("uploaded")
-    from explainer.ui import run_files
-
     assert saved[0] in run_files.retired() or not saved[0].exists()  # its folder goes (after the grace time)

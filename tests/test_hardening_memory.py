@@ -248,3 +248,20 @@ def expiry_busy(demo, session_hash: str) -> bool:
     from explainer.ui import expiry
 
     return expiry.busy(demo, session_hash)
+
+
+def test_start_up_removes_a_previous_process_folders_even_under_this_pid(tmp_path, monkeypatch):
+    """After a restart in the same container the new process often gets the old one's number: its folders
+    are stale at the first start-up sweep, but a second Blocks built in the same process keeps them."""
+    from explainer.ui import run_files
+
+    monkeypatch.setattr(run_files, "EXPORT_ROOT", tmp_path / "runs")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(run_files, "_started", False)
+    mine = [tmp_path / "runs" / str(os.getpid()) / "old-run", run_files.delivery_dir() / "old-run-0123"]
+    for folder in mine:
+        folder.mkdir(parents=True)
+    assert run_files.remove_stale_runs() == 2 and not any(f.parent.exists() for f in mine)
+    for folder in mine:
+        folder.mkdir(parents=True)
+    assert run_files.remove_stale_runs() == 0 and all(f.exists() for f in mine)

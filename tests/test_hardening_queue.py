@@ -226,8 +226,8 @@ def test_a_replaced_run_keeps_its_files_for_the_grace_time(tmp_path):
 
 
 def test_an_export_answer_survives_the_run_being_replaced_before_delivery():
-    """Deterministic form of the race: /export has answered, Gradio has not copied the files yet, and
-    a new run of the same session replaces the old one. The answered files must still be there."""
+    """Deterministic form of the race: /export has answered, the browser has not fetched the files yet,
+    and a new run of the same session replaces the old one. The answered files must still be there."""
     from pathlib import Path
 
     from explainer.ui import train_tab
@@ -245,3 +245,22 @@ def test_an_export_answer_survives_the_run_being_replaced_before_delivery():
     session.add_run(TrainingRun(TrainSpec("char", "single-head", {**hp, "seed": 1})))  # replaces (and cleans) it
     assert Path(zip_path).is_file() and Path(report).is_file()
     session.release()
+
+
+def test_an_export_that_ends_after_its_session_leaves_no_files():
+    """The tab closed (the run's files retired) while /export was still writing the zip: the folder that
+    export made goes with the run's other files, not left behind for the life of the process."""
+    from explainer.ui import run_files
+    from explainer.ui.training import TrainingRun, TrainSpec
+
+    hp = limits.check_train(iters=10, lr=1e-3, batch_size=4, block_size=8, n_layer=1, n_head=1, n_embd=16,
+                            dropout=0.0, seed=0, sample_every=0)
+    run = TrainingRun(TrainSpec("char", "single-head", hp))
+    run.start()
+    assert run.wait(60)
+    run.cleanup()  # the session ended first
+    export = run.export()
+    assert run.delivery in run_files.retired()
+    assert run_files.purge(time.monotonic() + limits.EXPORT_GRACE_S + 1) >= 1
+    assert not run.delivery.exists() and not (run_files.RUNS_DIR / run.id).exists()
+    assert export.zip_path.startswith(str(run.delivery))

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def exported_file():
-    """A file where the app writes its exports before Gradio copies them to its cache."""
+    """A file in the app's run folders (checkpoint folders, training state): never served."""
     path = EXPORT_ROOT / "security-probe" / "report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("probe")

@@ -141,7 +141,7 @@ def tick_label(v: float) -> str:
     if v == 0:
         return "0"
     text = f"{v:.3g}" if 1e-3 <= abs(v) < 1e4 else f"{v:.2e}"
-    if "e" in text and abs(v) >= 1e-3:  # 999.95 rounds up to '1e+03'
+    if "e" in text and 1e-3 <= abs(v) < 1e4:  # 9999.5 rounds up to '1e+04'
         text = f"{v:.0f}"
     return text.replace("-", "\u2212")
 

@@ -3,10 +3,13 @@
 After a press, ``store_value`` sends the trace's own arrays (q, k, scores, scaled, weights,
 out) as base64 float32, every layer while they fit in ``limits.MAX_CLIENT_TRACE_BYTES``
 (else the selected layer only), with what the figures take from Python: the five panels'
-colour ranges and titles (``five_stages_panels``), the head view's titles and colours and
-the q·k view's colours. The script below then restyles the five stages, the head view and
-the q·k products in place (``Plotly.update``); it only moves the model's numbers into the
-figures and formats them as the Python figures do (a browser test compares the two).
+colour ranges, tick labels and titles (``five_stages_panels``), the head view's titles and
+colours and the q·k view's colours. The script below then redraws the five stages, the head
+view and the q·k products in place: a head or layer switch first paints the five stages' cells,
+title and colour-bar labels straight into plotly's drawing (``paintStages``; on a phone, whose
+titles are wrapped, it redraws at once instead), then ``Plotly.react`` brings plotly's own state
+to the same figure. It only moves the model's numbers into the figures and formats them as the
+Python figures do (browser tests compare the two, pixel for pixel for the fast paint).
 A layer that was not sent, or a store older than the figures, goes to the server through
 the hidden ``#pa-redraw`` box (one round trip, the old path).
 """

@@ -38,7 +38,7 @@ HEAD_JS = inspect_page.HEAD_JS + roles_panel.HEAD_JS  # the Inspect figures' cli
 def build_demo() -> gr.Blocks:
     """The playAttention Blocks, with its queue configured (not launched)."""
     training.remove_stale_runs()
-    ttl = max(1, int(limits.session_ttl_s()))  # Gradio's cache (uploads, download copies) lives as long
+    ttl = max(1, int(limits.session_ttl_s()))  # Gradio's cache keeps uploads as long (downloads: run_files)
     with gr.Blocks(title="playAttention", delete_cache=(ttl, ttl)) as demo:
         session = gr.State(Session(), delete_callback=cleanup_session)  # deep-copied for each visitor
         gr.Markdown(HEADER)

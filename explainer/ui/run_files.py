@@ -31,6 +31,7 @@ RUNS_DIR = EXPORT_ROOT / str(os.getpid())  # this process's run folders: EXPORT_
 DELIVERY_NAME = "playattention-exports"
 _retired: list[tuple[float, Path]] = []  # folders to delete once their grace time is over
 _retired_lock = threading.Lock()
+_started = False  # remove_stale_runs has run in this process
 
 
 def gradio_cache() -> Path:
@@ -87,15 +88,16 @@ def disk_used(exclude: set[str] = frozenset()) -> int:
     return sum(p.stat().st_size for folder in _folders(exclude) for p in folder.rglob("*") if p.is_file())
 
 
-def live_deliveries() -> list[str]:
-    """Paths (as Gradio records them: ``os.path.abspath``) of every delivered file not yet retired."""
-    root, gone = delivery_dir(), retired()
-    return [os.path.abspath(p) for folder in (root.iterdir() if root.is_dir() else []) if folder not in gone
-            for p in folder.iterdir() if p.is_file()]
+def deliveries() -> list[str]:
+    """Paths (as Gradio records them: ``os.path.abspath``) of every delivered file of this process, retired
+    ones included: they stay until ``purge`` (their grace time), not until Gradio's schedule comes by."""
+    root = delivery_dir()
+    return [os.path.abspath(p) for folder in (root.iterdir() if root.is_dir() else [])
+            for p in (folder.iterdir() if folder.is_dir() else []) if p.is_file()]
 
 
 class KeepLive:
-    """A component's ``keep_in_cache`` for Gradio: its own entries plus every live delivered file.
+    """A component's ``keep_in_cache`` for Gradio: its own entries plus every delivered file.
 
     Gradio's ``delete_cache`` schedule skips the files in any component's ``keep_in_cache``;
     it only iterates it, and ``add``s a component's initial value files.
@@ -108,21 +110,21 @@ class KeepLive:
         self.kept.add(path)
 
     def __iter__(self):
-        return iter([*self.kept, *live_deliveries()])
-
-    def __contains__(self, path) -> bool:
-        return path in self.kept or path in live_deliveries()
+        return iter([*self.kept, *deliveries()])
 
 
 def remove_stale_runs() -> int:
     """At start-up: delete the run and delivery folders of processes that are gone (a crash or restart
-    leaves them). Folders named after a live process stay (another server may share the temp
-    folder); anything else older than ``limits.session_ttl_s()`` goes."""
-    removed = 0
+    leaves them), and at the first call any named after this process (a previous one had its number:
+    later calls, e.g. a second Blocks in the same process, keep this process's own files). Folders named
+    after another live process stay (another server may share the temp folder); anything else older
+    than ``limits.session_ttl_s()`` goes."""
+    global _started
+    removed, first, _started = 0, not _started, True
     for root in (EXPORT_ROOT, delivery_dir().parent):
         for entry in root.glob("*") if root.is_dir() else []:
-            if entry.name.isdigit():
-                stale = not _alive(int(entry.name))
+            if entry.name.isdigit():  # at the first call, this process's own number: a previous one had it
+                stale = (first and int(entry.name) == os.getpid()) or not _alive(int(entry.name))
             else:
                 try:
                     stale = time.time() - entry.stat().st_mtime > limits.session_ttl_s()

@@ -148,6 +148,7 @@ class TrainingRun:
         self.error: Exception | None = None  # why the thread stopped, if it failed
         self.exported: Export | None = None
         self.delivery: Path | None = None  # the folder the current export is served from (run_files)
+        self.files_retired = False  # cleanup ran: the run's files are on their way out
 
     def _init_sync(self) -> None:
         self.lock = threading.Lock()
@@ -293,6 +294,8 @@ class TrainingRun:
             zip_path = shutil.make_archive(str(self.delivery / name), "zip", root_dir=out.parent, base_dir=name)
             report = shutil.copy2(out / "report.md", self.delivery / "report.md")
             self.exported = Export(step, zip_path, str(report), meta)
+            if self.files_retired:  # the session ended while this export ran: its files go with the others
+                retire(self.delivery)
             return self.exported
 
     def cleanup(self) -> None:
@@ -303,6 +306,7 @@ class TrainingRun:
         """
         from . import continue_run
         continue_run.free(self)
+        self.files_retired = True  # (an export still running retires its own folder: see export)
         retire(RUNS_DIR / self.id)
         if self.delivery is not None:
             retire(self.delivery)

@@ -163,23 +163,17 @@ UPLOADED = "uploaded"  # the model key of a session's uploaded checkpoint
 
 
 def _uploads_dir() -> Path:
-    """This process's run folders (``training.RUNS_DIR``): swept at start-up when the process is gone."""
-    import os
+    """This process's run folders (``run_files.RUNS_DIR``): swept at start-up when the process is gone."""
+    from . import run_files
 
-    from . import training
-
-    return getattr(training, "RUNS_DIR", training.EXPORT_ROOT / str(os.getpid()))
+    return run_files.RUNS_DIR
 
 
 def _retire(folder: Path) -> None:
-    """Delete an upload's folder once an answer that may still read it is delivered (``training.retire``)."""
-    from . import training
+    """Delete an upload's folder once an answer that may still read it is delivered (``run_files.retire``)."""
+    from . import run_files
 
-    retire = getattr(training, "retire", None)
-    if retire is not None:
-        retire(folder)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    run_files.retire(folder)
 
 
 def adopt(session, zip_path: str | Path):
