@@ -144,17 +144,13 @@ def test_layer_switch_repaints_the_stages_and_the_head_view(page, trace):
     assert title.startswith(f"Layer {layer}:")
 
 
-PAINTED_JS = """(head) => {  // pick a head; what the page shows before plotly's own redraw of the figure
+DRAWN_JS = """(head) => {  // what the five stages show; with a head: pick it first (read before plotly's redraw)
   const gd = document.querySelector('#pa-five-stages .js-plotly-plot');
-  window.paInspect.select({ head, quiet: true });
+  if (head !== null) window.paInspect.select({ head, quiet: true });
   return { images: [...gd.querySelectorAll('.heatmaplayer image')].map(im => im.getAttribute('href')),
            title: gd.querySelector('.gtitle').textContent,
            labels: gd._fullData.slice(0, 5).map(t => [...gd.querySelectorAll(`.ycb${t.uid}tick text`)].map(x => x.textContent)),
-           pending: !gd.layout.title.text.includes(`head ${head}:`) }; }"""
-DRAWN_JS = """() => { const gd = document.querySelector('#pa-five-stages .js-plotly-plot');
-  return { images: [...gd.querySelectorAll('.heatmaplayer image')].map(im => im.getAttribute('href')),
-           title: gd.querySelector('.gtitle').textContent,
-           labels: gd._fullData.slice(0, 5).map(t => [...gd.querySelectorAll(`.ycb${t.uid}tick text`)].map(x => x.textContent)) }; }"""
+           pending: head !== null && !gd.layout.title.text.includes(`head ${head}:`) }; }"""
 
 
 def test_a_head_switch_paints_at_once_what_plotly_then_draws(page, trace):
@@ -164,11 +160,11 @@ def test_a_head_switch_paints_at_once_what_plotly_then_draws(page, trace):
 
     layer = shown(page, STAGES)["meta"]["pa_layer"]
     head = (shown(page, STAGES)["meta"]["pa_head"] + 1) % trace.n_head
-    painted = page.evaluate(PAINTED_JS, head)
+    painted = page.evaluate(DRAWN_JS, head)
     assert painted["pending"]  # read before plotly's redraw
     page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('head {head}:')")
     page.wait_for_timeout(100)
-    drawn = page.evaluate(DRAWN_JS)
+    drawn = page.evaluate(DRAWN_JS, None)
     fig = five_stages_figure(trace, layer, head)
     assert painted["title"] == drawn["title"] == fig.layout.title.text
     assert painted["labels"] == drawn["labels"] == [list(t.colorbar.ticktext) for t in fig.data]

@@ -166,13 +166,14 @@ function pixels(z, color) {  // one pixel per cell, row 0 on top; gaps (masked) 
   ctx.putImageData(img, 0, 0);
   return canvas.toDataURL();
 }
-function paintStages(gd, l, h) {  // true when painted (the figure is plotly's five-stage layout as drawn)
-  const st = S.stages[l][h], full = gd._fullData || [], z = stagesZ(l, h);
+function paintStages(gd, l, h) {  // the z painted; null when the figure is not plotly's five-stage drawing
+  const st = S.stages[l][h], full = gd._fullData || [];
   const images = full.slice(0, 5).map(t => gd.querySelector(`.subplot.${t.xaxis}${t.yaxis} .heatmaplayer image`));
   const labels = full.slice(0, 5).map(t => [...gd.querySelectorAll(`.cb${t.uid} .ycb${t.uid}tick text`)]);
   const title = gd.querySelector('.gtitle');
   if (full.length < 5 || images.some(im => !im) || !title || title.querySelector('tspan') ||
       labels.some((ls, i) => ls.length !== st.ticks[i].ticktext.length)) return null;
+  const z = stagesZ(l, h);
   images.forEach((im, i) => im.setAttribute('href', pixels(z[i], colorOf(full[i].colorscale, st.zmin[i], st.zmax[i]))));
   labels.forEach((ls, i) => ls.forEach((t, k) => { t.textContent = st.ticks[i].ticktext[k]; }));
   title.textContent = st.title;
@@ -243,9 +244,11 @@ function select(req) {  // {layer, head, query, key}, any of them; true when dra
     if (l !== m.pa_layer || h !== m.pa_head || qq !== m.pa_query || kk !== m.pa_key) drawQk(gq, l, h, qq, kk);
   };
   if (l !== ms.pa_layer || h !== ms.pa_head) {
+    // plotly's own redraw follows this paint unless a later paint or a server figure came first (a later
+    // select of the same pick finds the stages painted and leaves it)
     const drawn = gs.data, z = paintStages(gs, l, h), paint = ++painted;
-    restAt = mine;  // (a later select that finds the
-    const exact = () => { if (paint === painted && gs.data === drawn) drawStages(gs, l, h, z); };  // paint leaves it)
+    restAt = mine;
+    const exact = () => { if (paint === painted && gs.data === drawn) drawStages(gs, l, h, z); };
     if (!z) drawStages(gs, l, h);
     requestAnimationFrame(() => setTimeout(() => {  // the five stages are on screen: the other views, then
       rest();                                       // plotly's own redraw of the same five stages

@@ -202,7 +202,7 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     lane = dict(concurrency_id="inspect", concurrency_limit=limits.INSPECT_CONCURRENCY)
     private = dict(api_visibility="private", **lane)
     # views updated in place: no loading overlays (their DOM work cost a press ~70 ms); the five stages' label
-    # says "updating" from the press until its figure is drawn (or the chain ends, e.g. on an error)
+    # says "updating" from the press until its first step ends (figure drawn, unchanged, or an error)
     quiet = dict(private, show_progress="hidden")
     first_outputs = [info, stages, layer, head, query, key]
     rest_outputs = [grid, view, qk, dist]

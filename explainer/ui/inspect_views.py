@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -91,35 +90,44 @@ def get_trace(session, v: View):
     return loaded, tr, tr.cropped
 
 
-def _or_message(title: str, draw, tr=None):
-    """A figure (tagged with its trace's id), or explainer's message figure saying why this one cannot be drawn."""
+def _or_message(title: str, draw, tag: str | None = None):
+    """A figure (with ``tag``, the page's trace id, in its meta), or explainer's message figure saying why
+    this one cannot be drawn."""
     try:
         fig = draw()
     except ValueError as e:
         return message_figure(title, str(e))
-    if tr is not None:
-        fig.layout.meta = {**(fig.layout.meta or {}), "pa_trace": getattr(tr, "ui_id", "")}
+    if tag is not None:
+        fig.layout.meta = {**(fig.layout.meta or {}), "pa_trace": tag}
     return fig
 
 
-def qk_figure(tr, v: View):
+def _tag(tr, tagged: bool) -> str | None:
+    """The trace id the page's views carry (the browser's store must match it); None for the API, whose
+    figures are explainer's exactly."""
+    return getattr(tr, "ui_id", "") if tagged else None
+
+
+def qk_figure(tr, v: View, tagged: bool = True):
     """The q·k products of the selected head for the chosen query and key."""
     last = tr.n_tokens - 1
     query, key = min(int(v.query), last), min(int(v.key), last)  # a masked key is shown as masked
-    return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key), tr)
+    return _or_message("q·k products", lambda: qk_products_figure(tr, int(v.layer), int(v.head), query, key),
+                       _tag(tr, tagged))
 
 
-def stages_figure(tr, v: View):
+def stages_figure(tr, v: View, tagged: bool = True):
     """The five stages of the selected head (the browser outlines the selected query's row)."""
-    return _or_message("Five stages", lambda: five_stages_figure(tr, int(v.layer), int(v.head)), tr)
+    return _or_message("Five stages", lambda: five_stages_figure(tr, int(v.layer), int(v.head)), _tag(tr, tagged))
 
 
-def head_view_value(tr, v: View) -> str:
+def head_view_value(tr, v: View, tagged: bool = True) -> str:
     """The interactive head view's value: every head of the selected layer, the selected one shown."""
     try:
-        return head_view.to_value({**head_view_data(tr, int(v.layer), int(v.head)), "trace": getattr(tr, "ui_id", "")})
+        data = head_view_data(tr, int(v.layer), int(v.head))
     except ValueError as e:
         return head_view.to_value({"message": str(e)})
+    return head_view.to_value({**data, "trace": _tag(tr, tagged)} if tagged else data)
 
 
 def head_figures(tr, v: View):
@@ -166,18 +174,19 @@ def selectors(tr, v: View) -> tuple:
             gr.update(choices=tokens, value=int(v.query)), gr.update(choices=tokens, value=int(v.key)))
 
 
-def first(session, v: View) -> tuple:
+def first(session, v: View, tagged: bool = True) -> tuple:
     """What a press repaints first: notes, the five stages and the fitted selectors."""
     loaded, tr, cropped = get_trace(session, v)
     text = fit(tr, v)
-    return (notes(loaded, tr, cropped) + text, stages_figure(tr, v), *selectors(tr, v))
+    return (notes(loaded, tr, cropped) + text, stages_figure(tr, v, tagged), *selectors(tr, v))
 
 
-def rest(session, v: View) -> tuple:
+def rest(session, v: View, tagged: bool = True) -> tuple:
     """What follows the five stages: all-heads grid, head view, q·k products, next-token chart."""
     loaded, tr, _ = get_trace(session, v)
     fit(tr, v)
-    return all_heads_figure(tr), head_view_value(tr, v), qk_figure(tr, v), distribution(loaded, tr, v)
+    return (all_heads_figure(tr), head_view_value(tr, v, tagged), qk_figure(tr, v, tagged),
+            distribution(loaded, tr, v))
 
 
 def store(session, v: View) -> str:
@@ -203,11 +212,8 @@ def full(session, v: View) -> tuple:
 
     The figures are explainer's exactly: without the trace tag the page's in-browser switches use.
     """
-    text, stages, *chosen = first(session, v)
-    grid, view, qk, dist = rest(session, v)
-    for fig in (stages, qk):
-        fig.layout.meta = {k: x for k, x in (fig.layout.meta or {}).items() if k != "pa_trace"} or None
-    view = head_view.to_value({k: x for k, x in json.loads(view).items() if k != "trace"})
+    text, stages, *chosen = first(session, v, tagged=False)
+    grid, view, qk, dist = rest(session, v, tagged=False)
     return (text, stages, grid, view, qk, dist, *chosen)
 
 

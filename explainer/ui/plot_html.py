@@ -36,8 +36,6 @@ function draw() {
   if (!props.value || props.value === shown) return;
   if (!window.Plotly) { setTimeout(draw, 20); return; }  // Gradio's plotly bundle is still loading
   shown = props.value;
-  const busy = element.closest('.pa-busy');  // a press asked for this figure (BUSY_JS): it is here
-  if (busy) busy.classList.remove('pa-busy');
   const fig = JSON.parse(props.value), layout = fig.layout || {};
   layout.autosize = true;
   window.Plotly.react(div, fig.data || [], layout, { responsive: true, displaylogo: false });
@@ -47,7 +45,7 @@ watch('value', draw);
 """
 
 
-# a press marks the five stages as updating until their figure is drawn or its first step has ended
+# a press marks the five stages as updating until its first step has ended (its figure is then drawn)
 BUSY_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.add('pa-busy'); }}"
 IDLE_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.remove('pa-busy'); }}"
 

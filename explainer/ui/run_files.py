@@ -1,4 +1,4 @@
-"""Where a training run's files live, and when they go. No Gradio here.
+"""Where a training run's files live, and when they go (Gradio only names its cache folder).
 
 Two roots, both per process (``<root>/<pid>/...``), so a restarted server can tell its own
 folders from a dead process's:
@@ -35,9 +35,10 @@ _started = False  # remove_stale_runs has run in this process
 
 
 def gradio_cache() -> Path:
-    """Gradio's cache folder, by Gradio's own rule (``gradio.utils.get_upload_folder``)."""
-    return Path(os.path.abspath(os.environ.get("GRADIO_TEMP_DIR")
-                                or (Path(tempfile.gettempdir()) / "gradio").resolve()))
+    """Gradio's cache folder (its own ``get_upload_folder``: ``GRADIO_TEMP_DIR`` or ``<temp>/gradio``)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(os.path.abspath(get_upload_folder()))
 
 
 def delivery_dir() -> Path:
