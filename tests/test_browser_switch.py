@@ -234,3 +234,30 @@ def test_a_press_says_it_is_updating_until_its_figure_is_drawn(page, trace):
     page.wait_for_function(IDLE)
     assert f"on {len(PROMPT) + 1} tokens" in page.evaluate(f"document.querySelector('{STAGES}').layout.title.text")
     press(page, PROMPT)
+
+
+ORDER_JS = """async ([sel, n]) => { const log = [], t0 = performance.now();
+  const f0 = window.fetch;
+  window.fetch = (...a) => { if (String(a[0] && a[0].url || a[0]).includes('/queue/join')) log.push(['join', performance.now() - t0]);
+                             return f0(...a); };
+  const frame = () => { const gd = document.querySelector(sel);
+    if (gd && gd.layout && gd.layout.title.text.includes(`on ${n} tokens`)) log.push(['painted', performance.now() - t0]);
+    else requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+  document.querySelector('#pa-inspect-btn').click();
+  while (log.filter(e => e[0] === 'join').length < 2) await new Promise(r => setTimeout(r, 10));
+  window.fetch = f0;
+  return log; }"""
+
+
+def test_a_press_shows_its_five_stages_before_the_rest_of_it_starts(page, trace):
+    """The frame that paints the new five stages comes before the request for the rest of the press (grid,
+    head view, q·k, next token): Gradio would start that request, and its preparation, in the same task that
+    drew the figure, holding the frame back."""
+    prompt = PROMPT[:-2]
+    page.fill("#pa-prompt textarea", prompt)
+    log = page.evaluate(ORDER_JS, [STAGES, len(prompt)])
+    kinds = [k for k, _ in log]
+    assert kinds[:3] == ["join", "painted", "join"], log
+    page.wait_for_function(READY)
+    press(page, PROMPT)

@@ -10,7 +10,9 @@ action to the first animation frame that finds the figure in the new state, so i
 request, the server, the transfer, ``JSON.parse`` and plotly's drawing. A head or layer switch
 is timed to the frame that shows it (title, cells and colour bars painted in place), and again
 to when plotly's own state holds it (its redraw of the same figure, a frame later: hover,
-downloads). Other jobs on the machine move these numbers: quote the load with them.
+downloads). Other jobs on the machine, and the host's speed from one hour to the next, move these
+numbers (the same code measured 264-372 ms for a press within one evening): quote the load and the
+quartiles with them, and compare versions side by side in one sitting.
 """
 from __future__ import annotations
 
@@ -157,8 +159,11 @@ def run(url: str, rounds: int) -> dict:
         browser.close()
     out = {}
     for name, v in results.items():
-        out[name] = dict(median_ms=round(statistics.median(m for m, _, _ in v), 1),
-                         median_bytes=int(statistics.median(b for _, b, _ in v)), n=len(v))
+        ms = [m for m, _, _ in v]
+        quartiles = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+        out[name] = dict(median_ms=round(statistics.median(ms), 1), p25_ms=round(quartiles[0], 1),
+                         p75_ms=round(quartiles[2], 1), median_bytes=int(statistics.median(b for _, b, _ in v)),
+                         n=len(v))
         if all(f is not None for _, _, f in v):
             out[name]["median_exact_ms"] = round(statistics.median(f for _, _, f in v), 1)
     return out
@@ -182,8 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"load_1min": round(load, 2), **out}))
     for name, m in out.items():
         exact = f", plotly's own state {m['median_exact_ms']:.1f} ms" if "median_exact_ms" in m else ""
-        print(f"{name:>6}: median {m['median_ms']:7.1f} ms on screen{exact}, {m['median_bytes']:>8,} bytes per update "
-              f"(n={m['n']})")
+        print(f"{name:>6}: median {m['median_ms']:7.1f} ms on screen (quartiles {m['p25_ms']:.0f}-{m['p75_ms']:.0f})"
+              f"{exact}, {m['median_bytes']:>8,} bytes per update (n={m['n']})")
 
 
 if __name__ == "__main__":

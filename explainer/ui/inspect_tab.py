@@ -133,8 +133,8 @@ def refresh_models(session: Session, current: str):
 def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``).
 
-    A press paints the five stages first, then the rest, then sends the trace's arrays to the
-    browser (three ``.then`` steps). A pick of layer, head, query or key is then drawn in the
+    A press paints the five stages first, lets the browser show them (``plot_html.PAINTED_JS``),
+    then paints the rest, then sends the trace's arrays to the browser (``.then`` steps). A pick of layer, head, query or key is then drawn in the
     browser (``inspect_store``, on the option's press and again on Gradio's ``select``: 6.31's
     Dropdown fires ``input`` twice per pick); what it cannot draw comes back through the
     hidden ``#pa-redraw`` box. Another panel selects a head by writing 'layer,head,nonce'
@@ -212,12 +212,15 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     presses = [run.click, prompt.submit, model.select, causal.input, scale.input]
     gr.on(presses, None, None, None, js=plot_html.BUSY_JS)
     pressed = gr.on(presses, friendly(press), [session, *view_inputs], first_outputs, **quiet)
-    pressed.then(None, js=plot_html.IDLE_JS)  # also when the figure did not change (the same prompt again)
+    # the label goes back (also when the figure did not change: the same prompt again) and the five stages are
+    # painted before the rest of the press starts
+    painted = pressed.then(None, js=plot_html.PAINTED_JS)
     pressed.failure(None, js=plot_html.IDLE_JS)  # (a failed step ends the chain)
-    pressed.then(friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
+    painted.then(friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
         friendly(press_store), [session, *view_inputs], store, **quiet)
     tab.select(refresh_models, [session, model], model, **private).then(
         friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **quiet).then(
+        None, js=plot_html.PAINTED_JS).then(
         friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
         friendly(press_store), [session, *view_inputs], store, **quiet)
     # a switch of layer, head, query or key repaints in the browser from the store; what it cannot draw comes
