@@ -134,11 +134,12 @@ def build(session: gr.State, tab: gr.Tab) -> None:
     """Lay out the Inspect tab and wire its events (called inside ``gr.Tab``).
 
     A press paints the five stages first, lets the browser show them (``plot_html.PAINTED_JS``),
-    then paints the rest, then sends the trace's arrays to the browser (``.then`` steps). A pick of layer, head, query or key is then drawn in the
-    browser (``inspect_store``, on the option's press and again on Gradio's ``select``: 6.31's
-    Dropdown fires ``input`` twice per pick); what it cannot draw comes back through the
-    hidden ``#pa-redraw`` box. Another panel selects a head by writing 'layer,head,nonce'
-    into the hidden ``#head-pick`` box, with ',c' when the browser already drew it.
+    then paints the rest, then sends the trace's arrays to the browser (``.then`` steps). A pick
+    of layer, head, query or key is then drawn in the browser (``inspect_store``, on the option's
+    press and again on Gradio's ``select``: 6.31's Dropdown fires ``input`` twice per pick); what
+    it cannot draw comes back through the hidden ``#pa-redraw`` box. Another panel selects a head
+    by writing 'layer,head,nonce' into the hidden ``#head-pick`` box, with ',c' when the browser
+    already drew it.
     """
     with gr.Row(elem_classes="pa-wrap"):
         prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", scale=3, min_width=240, max_lines=3, elem_id="pa-prompt")
