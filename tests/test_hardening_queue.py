@@ -8,6 +8,7 @@ what a script sends. Deadlines are generous upper bounds on a loaded 2-core mach
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 
@@ -264,3 +265,30 @@ def test_an_export_that_ends_after_its_session_leaves_no_files():
     assert run_files.purge(time.monotonic() + limits.EXPORT_GRACE_S + 1) >= 1
     assert not run.delivery.exists() and not (run_files.RUNS_DIR / run.id).exists()
     assert export.zip_path.startswith(str(run.delivery))
+
+
+def test_an_export_whose_session_ends_midway_says_so(monkeypatch):
+    """The tab closed while the run's export was writing its folder (the race behind an intermittent
+    tab-close failure): the session's cleanup removes that folder under the export, which says the session
+    ended (a ValueError, so no traceback reaches the log) instead of failing with the FileNotFoundError."""
+    import explainer.report
+    from explainer.ui import run_files
+    from explainer.ui.training import SessionEnded, TrainingRun, TrainSpec
+
+    hp = limits.check_train(iters=10, lr=1e-3, batch_size=4, block_size=8, n_layer=1, n_head=1, n_embd=16,
+                            dropout=0.0, seed=0, sample_every=0)
+    run = TrainingRun(TrainSpec("char", "single-head", hp))
+    run.start()
+    assert run.wait(60)
+    write = explainer.report.write_loss_html
+
+    def session_ends_meanwhile(out, *args, **kwargs):
+        write(out, *args, **kwargs)
+        run.files_retired = True  # what the session's cleanup does first, then its purge removes the folder
+        shutil.rmtree(run_files.RUNS_DIR / run.id)
+
+    monkeypatch.setattr(explainer.report, "write_loss_html", session_ends_meanwhile)
+    with pytest.raises(SessionEnded, match="session ended while its download was being written"):
+        run.export()
+    assert issubclass(SessionEnded, ValueError)
+    assert not (run_files.RUNS_DIR / run.id).exists()

@@ -185,15 +185,18 @@ def stream_in_slot(session: Session, request, prepare, start):
             run.stop()
     finally:
         ticket.release()
-    if session.latest is not run:  # the tab closed (or the session expired) meanwhile: nobody to export for
-        return
+    if cancelled() or session.latest is not run or run.files_retired:  # the tab closed, the job was cancelled
+        return  # or the session expired meanwhile: nobody to export for (Stop exports in its own handler)
     if run.error is not None:
         session.drop_run(run)
         raise run.error
     if run.status == "time limit":
         gr.Warning(f"Training reached the {limits.MAX_TRAIN_SECONDS // 60}-minute limit for one run; "
                    "the model is kept as it is.")
-    run.export()
+    try:
+        run.export()
+    except training.SessionEnded:  # the session's cleanup ran while the export was being written
+        return
     yield render(run, session, files=True)
 
 

@@ -63,6 +63,10 @@ class TrainSpec:
         return prefix + "python -m gpt.train " + " ".join(shlex.quote(str(a)) for a in args)
 
 
+class SessionEnded(ValueError):
+    """The run's session ended (its files were retired and removed) while its export was being written."""
+
+
 @dataclass
 class Export:
     step: int
@@ -265,8 +269,6 @@ class TrainingRun:
     def export(self) -> Export:
         """Checkpoint (zip) + report for the model as it is now; cached until it changes."""
         import torch
-        from explainer.report import write_loss_html
-        from gpt.run import Run, finish_run
 
         with self.export_lock, self.lock:
             step = self.trainer.step
@@ -279,24 +281,37 @@ class TrainingRun:
                 g = torch.Generator().manual_seed(self.spec.hp["seed"] + 1)
                 last.eval_train_loss, last.val_loss = self.trainer.evaluate(g)
             name = f"playattention-{self.spec.preset}-{self.spec.tokenizer}-step{step}"
-            out = RUNS_DIR / self.id / name
-            shutil.rmtree(out.parent, ignore_errors=True)
-            from . import continue_run
-            extra = continue_run.state_files(self, out)  # train-state-*.safetensors: the zip can be continued
-            meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out, extra=extra,
-                              command=self.spec.command(self.trainer.config), wall=last.elapsed_s, title=self.title(),
-                              sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
-            write_loss_html(out, self.events, title=self.title())
-            self.model.eval()
-            if self.delivery is not None:  # the previous export's link stays valid for the grace time
-                retire(self.delivery)
-            self.delivery = run_files.new_delivery(self.id)  # served by Gradio from there, never copied
-            zip_path = shutil.make_archive(str(self.delivery / name), "zip", root_dir=out.parent, base_dir=name)
-            report = shutil.copy2(out / "report.md", self.delivery / "report.md")
+            try:
+                zip_path, report, meta = self._write_export(name, last)
+            except OSError:
+                if self.files_retired:  # the session's cleanup removed the folder being written
+                    raise SessionEnded("this session ended while its download was being written: start a new "
+                                       "run to download a model.") from None
+                raise
             self.exported = Export(step, zip_path, str(report), meta)
             if self.files_retired:  # the session ended while this export ran: its files go with the others
                 retire(self.delivery)
             return self.exported
+
+    def _write_export(self, name: str, last) -> tuple[str, str, dict]:
+        """The checkpoint folder, its zip and report in a fresh delivery folder: (zip, report, meta)."""
+        from explainer.report import write_loss_html
+        from gpt.run import Run, finish_run
+        from . import continue_run
+
+        out = RUNS_DIR / self.id / name
+        shutil.rmtree(out.parent, ignore_errors=True)
+        extra = continue_run.state_files(self, out)  # train-state-*.safetensors: the zip can be continued
+        meta = finish_run(Run(self.model, self.tokenizer, self.data, self.trainer), out, extra=extra,
+                          command=self.spec.command(self.trainer.config), wall=last.elapsed_s, title=self.title(),
+                          sample_before=self.sample_before, eval_batches=limits.FINAL_EVAL_BATCHES)
+        write_loss_html(out, self.events, title=self.title())
+        self.model.eval()
+        if self.delivery is not None:  # the previous export's link stays valid for the grace time
+            retire(self.delivery)
+        self.delivery = run_files.new_delivery(self.id)  # served by Gradio from there, never copied
+        zip_path = shutil.make_archive(str(self.delivery / name), "zip", root_dir=out.parent, base_dir=name)
+        return zip_path, shutil.copy2(out / "report.md", self.delivery / "report.md"), meta
 
     def cleanup(self) -> None:
         """Retire the exported files (the session ended or a newer run replaced this one).
