@@ -47,12 +47,13 @@ watch('value', draw);
 
 # a press marks the five stages as updating until its first step has ended (its figure is then drawn)
 BUSY_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.add('pa-busy'); }}"
-IDLE_JS = f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.remove('pa-busy'); }}"
+_UNMARK = f"const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.remove('pa-busy');"
+IDLE_JS = f"() => {{ {_UNMARK} }}"
 # ... and lets the browser paint them before the rest of the press starts. Gradio starts a step's successors
 # in the task that applied its outputs, so the next request's preparation (cloning its eleven inputs' props)
 # held back the frame showing the figure just drawn by 25-35 ms. The promise resolves after that frame (or
 # after 200 ms in a background tab, where frames do not come)
-PAINTED_JS = (f"() => {{ const e = document.getElementById('{STAGES_ID}'); if (e) e.classList.remove('pa-busy'); "
+PAINTED_JS = (f"() => {{ {_UNMARK} "
               "return new Promise((done) => { requestAnimationFrame(() => setTimeout(done, 0)); "
               "setTimeout(done, 200); }); }")
 
