@@ -172,6 +172,60 @@ def test_a_head_switch_paints_at_once_what_plotly_then_draws(page, trace):
     assert_same(shown(page, STAGES), fig)
 
 
+PRESS_SNAP = """(gd) => ({ images: [...gd.querySelectorAll('.heatmaplayer image')].map(im => im.getAttribute('href')),
+  title: gd.querySelector('.gtitle').textContent,
+  labels: gd._fullData.slice(0, 5).map(t => [...gd.querySelectorAll(`.ycb${t.uid}tick text`)].map(x => x.textContent)),
+  ticks: [...gd.querySelectorAll('.xaxislayer-above text, .yaxislayer-above text')].map(x =>
+    [x.parentNode.getAttribute('class'), x.textContent, x.getAttribute('transform')]),
+  held: gd.layout.title.text })"""
+# records the drawing right after each paint of a new figure (null: left to plotly)
+WATCH_PRESS_JS = f"""(sel) => {{ const gd = document.querySelector(sel), snap = {PRESS_SNAP};
+  const paint = window.__paPaint = window.__paPaint || window.paInspect.paintFigure;
+  window.__paPress = [];
+  window.paInspect.paintFigure = (g, fig) => {{ const ok = paint(g, fig); if (g === gd) window.__paPress.push(ok ? snap(gd) : null);
+                                                return ok; }}; }}"""
+
+
+def test_a_press_paints_at_once_what_plotly_then_draws(page, trace):
+    """A new prompt's five stages are painted into the last drawing (cells, token tick labels, colour-bar labels,
+    title) before plotly's full redraw, which then leaves them exactly as painted: the same PNG for every panel,
+    the same labels in the same places. A press that changes more (the causal mask: another panel title) is drawn
+    by plotly at once."""
+    from explainer.figures.stages import five_stages_figure
+
+    prompt = PROMPT[:-5]  # fewer tokens: the token labels move, and some go
+    page.evaluate(WATCH_PRESS_JS, STAGES)
+    try:
+        press(page, prompt)
+        page.wait_for_timeout(100)
+        painted = page.evaluate("window.__paPress")
+        drawn = page.evaluate(f"({PRESS_SNAP})(document.querySelector('{STAGES}'))")
+        meta = shown(page, STAGES)["meta"]
+        fig = five_stages_figure(default_trace(prompt), meta["pa_layer"], meta["pa_head"])
+        assert_same(shown(page, STAGES), fig)
+        page.evaluate(WATCH_PRESS_JS, STAGES)
+        page.click("#inspect-causal input")
+        page.wait_for_function(f"document.querySelector('{STAGES}').layout.title.text.includes('causal mask off')")
+        unpainted = page.evaluate("window.__paPress")
+    finally:
+        page.evaluate("() => { window.paInspect.paintFigure = window.__paPaint; }")
+    page.click("#inspect-causal input")
+    page.wait_for_function(f"!document.querySelector('{STAGES}').layout.title.text.includes('causal mask')")
+    press(page, PROMPT)  # while the last press's rest may still be running: the views end on this prompt
+    page.wait_for_function(f"(() => {{ const m = window.paInspect.shows('qk-products'); "
+                           f"return m && m.pa_trace === window.paInspect.id; }})()", timeout=20_000)
+    assert len(painted) == 1 and painted[0] is not None, painted
+    fast = painted[0]
+    assert f"on {len(prompt)} tokens" not in fast["held"]  # read before plotly held the new figure
+    assert fast["title"] == drawn["title"] == fig.layout.title.text
+    assert fast["labels"] == drawn["labels"] == [list(t.colorbar.ticktext) for t in fig.data]
+    assert fast["ticks"] == drawn["ticks"]
+    for axis, cls in (("xaxis", "xtick"), ("xaxis4", "x4tick"), ("yaxis", "ytick")):
+        assert [t for c, t, _ in drawn["ticks"] if c == cls] == list(fig.layout[axis].ticktext)
+    assert len(fast["images"]) == 5 and fast["images"] == drawn["images"]
+    assert unpainted == [None]
+
+
 @pytest.mark.parametrize("query,key", [(20, 3), (7, 30)])  # (7, 30): a key after the query, masked
 def test_query_and_key_switches_repaint_the_qk_view(page, trace, query, key):
     from explainer.figures.neuron import qk_products_figure
@@ -187,6 +241,45 @@ def test_query_and_key_switches_repaint_the_qk_view(page, trace, query, key):
     assert_same(shown(page, QK), fig, fields=("z", "zmin", "zmax", "y", "text", "customdata", "color"))
     if key > query:
         assert "masked" in shown(page, QK)["title"]
+
+
+QK_SNAP = """(gd) => ({ image: gd.querySelector('.heatmaplayer image').getAttribute('href'),
+  title: gd.querySelector('.gtitle').textContent,
+  labels: [...gd.querySelectorAll('.subplot.xy .yaxislayer-above text')].map(x => x.textContent).sort(),
+  notes: [...gd.querySelectorAll('.annotation-text')].map(x => x.textContent),
+  bars: [...gd.querySelectorAll('.barlayer .point path')].map(p => [p.getAttribute('d'), p.style.fill]),
+  values: [...gd.querySelectorAll('.barlayer .point text')].map(x => [x.textContent,
+    ...(/translate\\(([^,]+),([^)]+)\\)/.exec(x.getAttribute('transform')) || []).slice(1).map(Number)]),
+  held: gd.layout.title.text })"""
+QK_PAINT_JS = f"""([sel, query, key]) => {{ const gd = document.querySelector(sel);
+  window.paInspect.select({{ query, key, quiet: true }});
+  return ({QK_SNAP})(gd); }}"""
+
+
+@pytest.mark.parametrize("query,key", [(30, 30), (7, 30), (36, 2)])  # a masked key; both step bars turning round
+def test_a_query_switch_paints_at_once_what_plotly_then_draws(page, trace, query, key):
+    """Another query or key of the same head is painted into the q·k view (cells, bars on the head's fixed axes,
+    the values printed on them, labels, title) before plotly's redraw, which leaves it as painted."""
+    from explainer.figures.neuron import qk_products_figure
+
+    before = page.evaluate(f"({QK_SNAP})(document.querySelector('{QK}'))")
+    painted = page.evaluate(QK_PAINT_JS, [QK, query, key])
+    assert f"query #{query} " not in painted["held"]  # read before plotly held it
+    page.wait_for_function(f"document.querySelector('{QK}').layout.title.text.includes('query #{query} ')"
+                           f" && document.querySelector('{QK}').layout.title.text.includes('key #{key} ')")
+    page.wait_for_timeout(100)
+    drawn = page.evaluate(f"({QK_SNAP})(document.querySelector('{QK}'))")
+    meta = shown(page, STAGES)["meta"]
+    fig = qk_products_figure(trace, meta["pa_layer"], meta["pa_head"], query, key)
+    assert painted["title"] == drawn["title"] == fig.layout.title.text
+    assert painted["notes"] == drawn["notes"] == [a.text for a in fig.layout.annotations]
+    assert painted["labels"] == drawn["labels"] == sorted(fig.data[0].y)
+    assert painted["image"] == drawn["image"]
+    assert painted["bars"] == drawn["bars"]
+    assert [v[0] for v in painted["values"]] == [v[0] for v in drawn["values"]] == list(fig.data[2].text)
+    for (_, px, py), (_, dx, dy) in zip(painted["values"], drawn["values"]):  # plotly centres each on its box
+        assert abs(px - dx) < 0.05 and abs(py - dy) < 0.05, (painted["values"], drawn["values"])
+    assert_same(shown(page, QK), fig, fields=("z", "zmin", "zmax", "y", "text", "customdata", "color", "ticktext"))
 
 
 def test_a_layer_not_sent_comes_from_the_server(page, trace, monkeypatch):
@@ -240,8 +333,8 @@ ORDER_JS = """async ([sel, n]) => { const log = [], t0 = performance.now();
   const f0 = window.fetch;
   window.fetch = (...a) => { if (String(a[0] && a[0].url || a[0]).includes('/queue/join')) log.push(['join', performance.now() - t0]);
                              return f0(...a); };
-  const frame = () => { const gd = document.querySelector(sel);
-    if (gd && gd.layout && gd.layout.title.text.includes(`on ${n} tokens`)) log.push(['painted', performance.now() - t0]);
+  const frame = () => { const title = document.querySelector(`${sel} .gtitle`);  // as drawn (the press's paint)
+    if (title && title.textContent.includes(`on ${n} tokens`)) log.push(['painted', performance.now() - t0]);
     else requestAnimationFrame(frame); };
   requestAnimationFrame(frame);
   document.querySelector('#pa-inspect-btn').click();
@@ -260,4 +353,33 @@ def test_a_press_shows_its_five_stages_before_the_rest_of_it_starts(page, trace)
     kinds = [k for k, _ in log]
     assert kinds[:3] == ["join", "painted", "join"], log
     page.wait_for_function(READY)
+    press(page, PROMPT)
+
+
+def test_a_press_while_the_last_ones_rest_runs_ends_on_its_own_prompt(page, trace, monkeypatch):
+    """Two quick presses: the second one's grid, head view, q·k and next-token chart come after the first one's
+    (Gradio's default trigger mode dropped them while the first one's were still computing, and the views stayed
+    on the first prompt)."""
+    import threading
+
+    from explainer.ui import inspect_views
+
+    rest, slowed = inspect_views.rest, threading.Event()
+
+    def slow_once(*args, **kwargs):  # the first press's rest takes 1.5 s
+        if not slowed.is_set():
+            slowed.set()
+            threading.Event().wait(1.5)
+        return rest(*args, **kwargs)
+    monkeypatch.setattr(inspect_views, "rest", slow_once)  # the app runs in this process
+    first, second = PROMPT[:-3], PROMPT[:-4]  # '... wherefore ' and '... wherefore'
+    page.fill("#pa-prompt textarea", first)
+    page.click("#pa-inspect-btn")
+    assert slowed.wait(20)
+    press(page, second)
+    page.wait_for_function(f"(() => {{ const m = window.paInspect.shows('qk-products'); "
+                           f"return m && m.pa_trace === window.paInspect.id; }})()", timeout=20_000)
+    assert shown(page, STAGES)["meta"]["pa_trace"] == page.evaluate("window.paInspect.id")
+    dist = page.evaluate("document.querySelector('#next-token .js-plotly-plot').layout.title.text")
+    assert "wherefore':" in dist, dist
     press(page, PROMPT)

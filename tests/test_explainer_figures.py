@@ -88,6 +88,20 @@ def test_five_stages_ticks_never_crowd(trained_char):
     assert len(fig.data[0].x) == 32  # every cell still there, its hover names the token
 
 
+def test_five_stages_keep_their_places_for_every_prompt(trained_char):
+    """The panels' places depend on the model alone (the fifth panel's width on the head size), so a new prompt
+    changes only cells, labels and title: the browser paints a press in place (explainer.ui.paint_js)."""
+    from explainer.figures.stages import output_width
+
+    model, tok, _ = trained_char
+    short, long = (five_stages_figure(trace_prompt(model, tok, p), 0, 0) for p in (PROMPT[:5], PROMPT * 3))
+    axes = [k for k in short.layout.to_plotly_json() if k[1:5] == "axis"]
+    assert len(axes) == 10
+    assert [short.layout[k].domain for k in axes] == [long.layout[k].domain for k in axes]
+    assert [a.x for a in short.layout.annotations] == [a.x for a in long.layout.annotations]
+    assert output_width(8) == 0.35 and output_width(16) == 0.5 and output_width(64) == 1.0
+
+
 def test_five_stages_labels_an_override_and_no_mask(trained_char):
     model, tok, _ = trained_char
     tr = trace_prompt(model, tok, PROMPT, causal=False, attn_scale=2.0)
@@ -191,6 +205,29 @@ def test_qk_products_figure_sums_to_the_models_score(case):
     assert "weight exactly 0" in future.layout.title.text and f"key #{i} " in future.layout.title.text
     with pytest.raises(ValueError, match="query must be"):
         qk_products_figure(tr, LAYER, HEAD, tr.n_tokens, 0)
+
+
+def test_qk_products_keep_the_heads_scales_for_every_pair(case):
+    """Every query/key pair of a head is drawn on the same scales (axes and colour bar), each one covering the
+    head's largest value: a switch of query or key moves only bars and cells."""
+    from explainer.figures.neuron import qk_ranges
+
+    _, _, tr, _ = case
+    T = tr.n_tokens
+    figs = [qk_products_figure(tr, LAYER, HEAD, i, j) for i, j in ((T - 1, 0), (T // 2, T // 3), (1, T - 1))]
+    scales = [(f.layout.yaxis2.range, f.layout.yaxis3.range, f.data[0].zmin, f.data[0].zmax,
+               f.data[0].colorbar.ticktext) for f in figs]
+    assert scales[0] == scales[1] == scales[2]
+    r = qk_ranges(tr, LAYER, HEAD)
+    q, k = tr.q[LAYER, HEAD], tr.k[LAYER, HEAD]
+    every_product = np.abs(q[:, None, :] * k[None, :, :]).max()  # all T x T pairs, every channel
+    assert r["products"] == [-1.05 * float(every_product), 1.05 * float(every_product)]
+    assert r["limit"] == float(max(np.abs(q).max(), np.abs(k).max())) and figs[0].data[0].zmax == r["limit"]
+    steps = max(np.abs(tr.scores[LAYER, HEAD]).max(), np.abs(tr.scaled[LAYER, HEAD]).max())
+    assert list(figs[0].layout.yaxis3.range) == [-1.25 * float(steps), 1.25 * float(steps)]
+    for f in figs:  # nothing drawn outside its axis
+        assert max(abs(v) for v in f.data[1].y) <= f.layout.yaxis2.range[1]
+        assert max(abs(v) for v in f.data[2].y) <= f.layout.yaxis3.range[1]
 
 
 def test_causal_mask_figure_shows_both(case):

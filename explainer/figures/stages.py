@@ -19,6 +19,12 @@ def _mask_title(trace: PromptTrace) -> str:
     return "3 · + causal mask (future keys → −∞)"
 
 
+def output_width(head_dim: int) -> float:
+    """The × V panel's width, relative to a score panel's: set by the head size alone, so every prompt on one
+    model keeps the panels in their places (a press then repaints them in place: ``explainer.ui.paint_js``)."""
+    return max(0.35, min(1.0, head_dim / 32))
+
+
 def query_row_shapes(axes: list[tuple[str, str]], query: int) -> list[dict]:
     """An outline around row ``query`` of each query × key panel (the query picked in the head view)."""
     return [dict(type="rect", xref=f"{x} domain", x0=0, x1=1, yref=y, y0=query - 0.5, y1=query + 0.5,
@@ -66,7 +72,7 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
     tokens, T, D = trace.tokens, trace.n_tokens, trace.head_dim
     cats = token_categories(tokens)
     panels = five_stages_panels(trace, layer, head)
-    boxes = panel_row(5, gap=0.05, widths=[1, 1, 1, 1, max(0.35, min(1.0, D / max(T, 1)))], top=0.9)
+    boxes = panel_row(5, gap=0.05, widths=[1, 1, 1, 1, output_width(D)], top=0.9)
     layout: dict = {}
     data, annotations, grid_axes = [], [], []
     key_axis, query_ticks = token_axis(tokens, MAX_KEY_TICKS), token_axis(tokens, MAX_QUERY_TICKS)
@@ -86,7 +92,7 @@ def five_stages_figure(trace: PromptTrace, layer: int, head: int, query: int | N
                                 x=0, y=-0.26, xref="paper", yref="paper", showarrow=False, xanchor="left",
                                 font=dict(size=11, color="#555")))
     axes = place_axes(layout, 4, boxes[4], x=dict(title="head channel (d_v)", showgrid=False, zeroline=False),
-                      y=dict(autorange="reversed", matches="y", showticklabels=False))
+                      y=dict(autorange="reversed", matches="y", showticklabels=False, showgrid=False))
     out = panels[4]
     data.append(token_heatmap(out["z"], cats, list(range(D)), axes, name="output", colors=SCORE_COLORS,
                               zmin=out["zmin"], zmax=out["zmax"],

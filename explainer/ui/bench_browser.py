@@ -4,15 +4,15 @@ A benchmark, not a test: it launches the app on a loopback port, drives Debian's
 through Playwright and prints medians of
   * press Inspect -> the five stages repainted for a new prompt (7 prompts of 20-60 characters),
   * head / layer / query selector change -> the views that depend on it repainted,
-and the bytes the page read from the queue's streams per update (a wrapped ``fetch``
-tees each response). Each time runs from the browser's first ``pointerdown`` of the
-action to the first animation frame that finds the figure in the new state, so it includes the
-request, the server, the transfer, ``JSON.parse`` and plotly's drawing. A head or layer switch
-is timed to the frame that shows it (title, cells and colour bars painted in place), and again
-to when plotly's own state holds it (its redraw of the same figure, a frame later: hover,
-downloads). Other jobs on the machine, and the host's speed from one hour to the next, move these
-numbers (the same code measured 264-372 ms for a press within one evening): quote the load and the
-quartiles with them, and compare versions side by side in one sitting.
+and the bytes the page read from the queue's streams per update, a press's all three steps
+included (a wrapped ``fetch`` tees each response). Each time runs from the browser's first
+``pointerdown`` of the action to the first animation frame that finds the figure in the new
+state on screen (cells, labels and title, which the page paints in place: ``paint_js``), so it
+includes the request, the server, the transfer, ``JSON.parse`` and the painting; and again to
+when plotly's own state holds it (its redraw of the same figure, a frame later: hover,
+downloads). Other jobs on the machine, and the host's speed from one hour to the next, move
+these numbers (the same code measured 264-372 ms for a press within one evening): quote the
+load and the quartiles with them, and compare versions side by side in one sitting.
 """
 from __future__ import annotations
 
@@ -93,15 +93,24 @@ class Meter:
         return int(self.page.evaluate("(() => { const n = window.__paBytes; window.__paBytes = 0; return n; })()"))
 
 
-def _timed(page, meter, steps, sel: str, cond: str, settle_ms: int = 250, exact: str | None = None):
+# a press has ended when the browser holds its trace (the store, the press's last step) and every view shows it
+SETTLED_JS = """() => { const p = window.paInspect, s = p && p.shows('pa-five-stages'), q = p && p.shows('qk-products');
+  return !!(p && p.id && s && q && s.pa_trace === p.id && q.pa_trace === p.id); }"""
+
+
+def _timed(page, meter, steps, sel: str, cond: str, settle_ms: int = 250, exact: str | None = None,
+           settled: str | None = None):
     """(ms until ``cond`` holds on screen, bytes read) and, with ``exact``, the ms until plotly's own state
-    holds it too (a switch paints the five stages first and lets plotly redraw them a frame later)."""
+    holds it too (a switch paints the five stages first and lets plotly redraw them a frame later). The bytes
+    are counted until ``settled`` holds (the whole update arrived), then ``settle_ms`` more."""
     prepare, act = steps
     prepare()
     page.evaluate(ARM_JS, [sel, [cond] + ([exact] if exact else [])])
     meter.take()
     act()
     times = page.evaluate(WAIT_JS)
+    if settled:
+        page.wait_for_function(settled)
     page.wait_for_timeout(settle_ms)  # let the rest of the same update arrive before counting bytes
     return times[0], meter.take(), times[1] if exact else None
 
@@ -144,7 +153,8 @@ def run(url: str, rounds: int) -> dict:
             for i, prompt in enumerate(PROMPTS):
                 n = len(prompt)
                 results["press"].append(_timed(page, meter, _press(page, prompt), FIVE_STAGES,
-                                               _title(f"includes('on {n} tokens')")))
+                                               _painted(f"includes('on {n} tokens')"),
+                                               exact=_title(f"includes('on {n} tokens')"), settled=SETTLED_JS))
                 head, layer = (i + r) % 6, (i + 2 * r + 1) % 6
                 results["head"].append(_timed(page, meter, _pick(page, "inspect-head", re.compile(f"^head {head}$")), FIVE_STAGES,
                                               _painted(f"includes('head {head}:')"),
@@ -155,7 +165,8 @@ def run(url: str, rounds: int) -> dict:
                 q = (7 * i + r) % n
                 option = re.compile(rf"^#{q} ")  # token strings show whitespace as visible marks
                 results["query"].append(_timed(page, meter, _pick(page, "inspect-query", option), QK,
-                                               _title(f"includes('query #{q} ')")))
+                                               _painted(f"includes('query #{q} ')"),
+                                               exact=_title(f"includes('query #{q} ')")))
         browser.close()
     out = {}
     for name, v in results.items():

@@ -8,7 +8,8 @@ colours and the q·k view's colours. The script below then redraws the five stag
 view and the q·k products in place: a head or layer switch first paints the five stages' cells,
 title and colour-bar labels straight into plotly's drawing (``paintStages``; on a phone, whose
 titles are wrapped, it redraws at once instead), then ``Plotly.react`` brings plotly's own state
-to the same figure. It only moves the model's numbers into the figures and formats them as the
+to the same figure. A query or key switch paints the q·k view in place the same way
+(``paint_js.paintQk``: its axes are fixed per head, ``figures.neuron.qk_ranges``, sent here too). It only moves the model's numbers into the figures and formats them as the
 Python figures do (browser tests compare the two, pixel for pixel for the fast paint).
 A layer that was not sent, or a store older than the figures, goes to the server through
 the hidden ``#pa-redraw`` box (one round trip, the old path).
@@ -24,10 +25,10 @@ import gradio as gr
 
 from explainer.figures.common import MASK_GREY, scale_label, toggles_label
 from explainer.figures.heads import HEAD_COLORS, b64_bits, b64_f32, head_view_title
-from explainer.figures.neuron import CHOSEN, OTHER
+from explainer.figures.neuron import CHOSEN, OTHER, qk_ranges
 from explainer.figures.stages import five_stages_panels, five_stages_title
 
-from . import limits
+from . import limits, paint_js
 
 ELEM_ID = "pa-inspect-store"
 REDRAW_ID = "pa-redraw"
@@ -72,14 +73,13 @@ def store_value(tr, layer: int, ui_id: str) -> str:
         stages=stages, head_view=dict(titles={lay: head_view_title(tr, lay) for lay in layers},
                                       colors=[HEAD_COLORS[h % len(HEAD_COLORS)] for h in range(tr.n_head)]),
         qk=dict(chosen=CHOSEN, other=OTHER, grey=MASK_GREY, positive=POSITIVE, negative=NEGATIVE,
-                scale_label=scale_label(tr), toggles=toggles_label(tr)),
+                scale_label=scale_label(tr), toggles=toggles_label(tr),
+                ranges={lay: [qk_ranges(tr, lay, h) for h in range(tr.n_head)] for lay in layers}),
     )
     return json.dumps(value, separators=(",", ":"))
 
 
-JS = r"""
-const f32 = (b64) => { const s = atob(b64), u = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new Float32Array(u.buffer); };
+JS = paint_js.JS + r"""
 const bits = (b64, n) => { const s = atob(b64), out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (s.charCodeAt(i >> 3) >> (7 - (i & 7))) & 1; return out; };
 const plot = (id) => document.querySelector(`#${id} .js-plotly-plot`);
@@ -90,15 +90,6 @@ function arr(name, l) {  // (H, T, X) float32 of layer l, decoded once
   const key = name + l;
   if (!(key in S.cache)) { const b = S.arrays[name] && S.arrays[name][l]; S.cache[key] = b ? f32(b) : null; }
   return S.cache[key];
-}
-function rows(a, off, n, m, mask) {  // n rows of m values from a[off..]; masked cells (mask 0) become gaps
-  const out = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = new Array(m);
-    for (let j = 0; j < m; j++) r[j] = mask && !mask[i * m + j] ? null : a[off + i * m + j];
-    out[i] = r;
-  }
-  return out;
 }
 const fmt = (x) => x.toFixed(4);
 
@@ -133,43 +124,11 @@ function drawStages(gd, l, h, z) {  // the exact figure for (l, h): plotly's own
   react(gd, data, layout, { pa_layer: l, pa_head: h });
 }
 
-// The fast paint: plotly draws each heatmap as one pixel per cell in an <image> (image-rendering:
-// pixelated) and a full redraw of the five panels costs ~130 ms. A switch first writes the new cells
-// into those images with plotly's own colour rule, and the title and colour-bar labels into their text
-// (the ticks sit at fixed fractions of each bar: figures.common.range_ticks); drawStages then brings
-// plotly's state (hover, downloads) to the same figure a frame later. A browser test checks that
-// plotly's redraw leaves every pixel as painted.
-const rgba = (c) => { const m = /rgba?\(([^)]+)\)/.exec(c);
-  if (m) { const v = m[1].split(',').map(Number); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; }
-  const x = c.replace('#', ''); return [0, 2, 4].map(i => parseInt(x.slice(i, i + 2), 16)).concat([1]); };
-function colorOf(scale, zmin, zmax) {  // plotly's makeColorScaleFunc: d3 v3 clamped polylinear on RGBA
-  const dom = scale.map(s => zmin + s[0] * (zmax - zmin)), rng = scale.map(s => rgba(s[1])), k = dom.length - 1;
-  return (x) => {
-    let lo = 1, hi = k;  // d3.bisect (right) over dom[1..k]
-    while (lo < hi) { const mid = (lo + hi) >>> 1; if (x < dom[mid]) hi = mid; else lo = mid + 1; }
-    const j = lo - 1, a = dom[j], b = (dom[j + 1] - a) || 1 / (dom[j + 1] - a);
-    const t = Math.max(0, Math.min(1, (x - a) / b)), p = rng[j], q = rng[j + 1];
-    return [0, 1, 2, 3].map(c => p[c] * (1 - t) + q[c] * t);
-  };
-}
-const canvas = document.createElement('canvas');
-function pixels(z, color) {  // one pixel per cell, row 0 on top; gaps (masked) transparent
-  const m = z.length, n = z[0].length;
-  canvas.width = n; canvas.height = m;
-  const ctx = canvas.getContext('2d'), img = ctx.createImageData(n, m), px = img.data;
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    const v = z[i][j], o = (i * n + j) * 4;
-    if (v === null || v === undefined || Number.isNaN(v)) continue;
-    const c = color(v);
-    px[o] = Math.round(c[0]); px[o + 1] = Math.round(c[1]); px[o + 2] = Math.round(c[2]); px[o + 3] = Math.round(c[3] * 255);
-  }
-  ctx.putImageData(img, 0, 0);
-  return canvas.toDataURL();
-}
+// The fast paint of a switch (paint_js): the cells, title and colour-bar labels first; drawStages then
+// brings plotly's state (hover, downloads) to the same figure a frame later
 function paintStages(gd, l, h) {  // the z painted; null when the figure is not plotly's five-stage drawing
   const st = S.stages[l][h], full = gd._fullData || [];
-  const images = full.slice(0, 5).map(t => gd.querySelector(`.subplot.${t.xaxis}${t.yaxis} .heatmaplayer image`));
-  const labels = full.slice(0, 5).map(t => [...gd.querySelectorAll(`.cb${t.uid} .ycb${t.uid}tick text`)]);
+  const images = full.slice(0, 5).map(t => heatmapImage(gd, t)), labels = full.slice(0, 5).map(t => barLabels(gd, t));
   const title = gd.querySelector('.gtitle');
   if (full.length < 5 || images.some(im => !im) || !title || title.querySelector('tspan') ||
       labels.some((ls, i) => ls.length !== st.ticks[i].ticktext.length)) return null;
@@ -188,6 +147,7 @@ function headView(l) {  // what explainer.figures.heads.head_view_data holds, de
            title: S.head_view.titles[l], trace: S.id };
 }
 
+let qkDraws = 0;
 function drawQk(gd, l, h, i, j) {  // explainer.figures.neuron.qk_products_figure, for another pair
   const T = S.T, D = S.D, c = S.qk, qa = arr('q', l), ka = arr('k', l), tt = h * T * T;
   const q = Array.from(qa.subarray((h * T + i) * D, (h * T + i + 1) * D));
@@ -197,11 +157,12 @@ function drawQk(gd, l, h, i, j) {  // explainer.figures.neuron.qk_products_figur
   const score = arr('scores', l)[tt + i * T + j], scaled = arr('scaled', l)[tt + i * T + j];
   const row = Array.from(arr('weights', l).subarray(tt + i * T, tt + (i + 1) * T));
   const allowed = (n) => !!S.mask[i * T + n];
-  const limit = Math.max(...q.map(Math.abs), ...k.map(Math.abs)) || 1.0;
+  const r = c.ranges[l][h];  // the head's fixed scales (explainer.figures.neuron.qk_ranges)
   const qName = `query #${i} '${S.tokens[i]}'`, kName = `key #${j} '${S.tokens[j]}'`;
   const verdict = allowed(j) ? `weight of this key = ${fmt(row[j])}` : 'this key is masked for this query: −∞ → weight exactly 0';
   const data = gd.data.map(t => ({ ...t }));
-  Object.assign(data[0], { z: [q, k], y: [qName, kName], zmin: -limit, zmax: limit });
+  Object.assign(data[0], { z: [q, k], y: [qName, kName], zmin: -r.limit, zmax: r.limit,
+                           colorbar: { ...data[0].colorbar, ...r.ticks } });
   Object.assign(data[1], { y: products, customdata: q.map((x, d) => [x, k[d]]),
                            marker: { ...data[1].marker, color: products.map(p => p >= 0 ? c.positive : c.negative) } });
   Object.assign(data[2], { y: [score, scaled], text: [fmt(score), fmt(scaled)] });
@@ -214,8 +175,14 @@ function drawQk(gd, l, h, i, j) {  // explainer.figures.neuron.qk_products_figur
   annotations[3].text = `softmax row of query #${i}: ${verdict}`;
   const title = `Layer ${l}, head ${h}: how ${qName} scores ${kName} (QKᵀ = ${fmt(score)}, scaled = ${fmt(scaled)}, ` +
     (allowed(j) ? `weight = ${fmt(row[j])})` : 'masked: −∞ before softmax, weight exactly 0)') + c.toggles;
-  const layout = { ...gd.layout, annotations, title: { ...gd.layout.title, text: title } };
-  react(gd, data, layout, { pa_layer: l, pa_head: h, pa_query: i, pa_key: j });
+  const layout = { ...gd.layout, annotations, title: { ...gd.layout.title, text: title },
+                  yaxis2: { ...gd.layout.yaxis2, range: r.products }, yaxis3: { ...gd.layout.yaxis3, range: r.steps } };
+  const what = { pa_layer: l, pa_head: h, pa_query: i, pa_key: j }, before = shows(gd), drawn = gd.data, mine = ++qkDraws;
+  // another pair of the same head: painted in place at once (paint_js), plotly's own drawing a frame later
+  if (before.pa_layer === l && before.pa_head === h && paintQk(gd, data, layout)) {
+    gd.__paShows = { ...before, ...what, data: gd.data };
+    requestAnimationFrame(() => setTimeout(() => { if (mine === qkDraws && gd.data === drawn) react(gd, data, layout, what); }, 0));
+  } else react(gd, data, layout, what);
 }
 
 function redraw(l, h, q, k) {  // the server's path: a layer this store does not hold, or a newer trace
@@ -279,6 +246,7 @@ function load() {
 window.paInspect = {
   select, get id() { return S && S.id; }, shows: (id) => { const s = shows(plot(id)); return s && { ...s, data: undefined }; },
   pickHead(l, h) { return select({ layer: l, head: h, quiet: true }); },
+  paintFigure,
 };
 load();
 watch('value', load);

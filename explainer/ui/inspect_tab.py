@@ -212,13 +212,16 @@ def build(session: gr.State, tab: gr.Tab) -> None:
               api_name="inspect", **lane)
     presses = [run.click, prompt.submit, model.select, causal.input, scale.input]
     gr.on(presses, None, None, None, js=plot_html.BUSY_JS)
-    pressed = gr.on(presses, friendly(press), [session, *view_inputs], first_outputs, **quiet)
+    # a press while the last one is still running runs after it ("once", Gradio's default, would drop this
+    # press's rest while the last press's rest was running, leaving the grid, head view and q·k on the old prompt)
+    last = dict(quiet, trigger_mode="always_last")
+    pressed = gr.on(presses, friendly(press), [session, *view_inputs], first_outputs, **last)
     # the label goes back (also when the figure did not change: the same prompt again) and the five stages are
     # painted before the rest of the press starts
-    painted = pressed.then(None, js=plot_html.PAINTED_JS)
+    painted = pressed.then(None, js=plot_html.PAINTED_JS, trigger_mode="always_last")
     pressed.failure(None, js=plot_html.IDLE_JS)  # (a failed step ends the chain)
-    painted.then(friendly(press_rest), [session, *view_inputs], rest_outputs, **quiet).then(
-        friendly(press_store), [session, *view_inputs], store, **quiet)
+    painted.then(friendly(press_rest), [session, *view_inputs], rest_outputs, **last).then(
+        friendly(press_store), [session, *view_inputs], store, **last)
     tab.select(refresh_models, [session, model], model, **private).then(
         friendly(opening), [session, opened, *view_inputs], [opened, *first_outputs], **quiet).then(
         None, js=plot_html.PAINTED_JS).then(

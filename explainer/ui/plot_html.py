@@ -6,7 +6,8 @@ q·k products and the next-token chart, so a press drew every figure twice. This
 holds the same figure (``fig.to_json()``, the plotly JSON gr.Plot would send) and draws it
 once, into a div that is a normal plotly graph (``#<elem_id> .js-plotly-plot``), so the page's
 hooks (downloads, grid clicks, phone layout) and the browser's in-place switches
-(``inspect_store``) treat it like any other figure. Its label carries Gradio's
+(``inspect_store``) treat it like any other figure. New five stages are first painted into the
+last drawing (``paint_js``) and drawn by plotly a frame later. Its label carries Gradio's
 ``data-testid="block-label"``, like gr.Plot's. The plotly bundle is the one Gradio ships; a
 hidden gr.Plot (``preload``) makes Gradio load it with the tab, and the script waits for
 ``window.Plotly`` if it is not there yet. The API's figures stay gr.Plot outputs.
@@ -35,10 +36,14 @@ let shown = null;
 function draw() {
   if (!props.value || props.value === shown) return;
   if (!window.Plotly) { setTimeout(draw, 20); return; }  // Gradio's plotly bundle is still loading
-  shown = props.value;
-  const fig = JSON.parse(props.value), layout = fig.layout || {};
+  const value = shown = props.value, fig = JSON.parse(value), layout = fig.layout || {};
   layout.autosize = true;
-  window.Plotly.react(div, fig.data || [], layout, { responsive: true, displaylogo: false });
+  const react = () => { if (shown === value) window.Plotly.react(div, fig.data || [], layout, { responsive: true, displaylogo: false }); };
+  // new five stages are painted into the last drawing at once (paint_js), and drawn by plotly after the frame
+  // that shows them, and after the step that frame lets start (PAINTED_JS): its request goes out first
+  const paint = window.paInspect && window.paInspect.paintFigure;
+  if (paint && paint(div, { data: fig.data || [], layout })) requestAnimationFrame(() => setTimeout(() => setTimeout(react, 0), 0));
+  else react();
 }
 draw();
 watch('value', draw);
