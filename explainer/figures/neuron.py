@@ -60,9 +60,9 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
                      y=dict(type="category", autorange="reversed", showgrid=False))
     ranges = qk_ranges(trace, layer, head)
     ax1 = place_axes(layout, 1, boxes[1], x=dict(title="head channel d", matches="x"),
-                     y=dict(title="q_d · k_d", zeroline=True, range=ranges["products"]))
+                     y=dict(title="q_d · k_d (head's range)", zeroline=True, range=ranges["products"]))
     ax2 = place_axes(layout, 2, boxes[2], x=dict(type="category"),
-                     y=dict(title="value", zeroline=True, range=ranges["steps"]))
+                     y=dict(title="value (head's range)", zeroline=True, range=ranges["steps"]))
     step = tick_step(T, MAX_ROW_TICKS)
     ax3 = place_axes(layout, 3, boxes[3], x=dict(title="key (attended to)", tickmode="array", tickangle=0,
                                                  tickvals=list(range(T))[::step], ticktext=trace.tokens[::step]),
