@@ -194,6 +194,11 @@ def test_a_press_paints_at_once_what_plotly_then_draws(page, trace):
     from explainer.figures.stages import five_stages_figure
 
     prompt = PROMPT[:-5]  # fewer tokens: the token labels move, and some go
+    errors = []
+
+    def on_error(error):
+        errors.append(error)
+    page.on("pageerror", on_error)
     page.evaluate(WATCH_PRESS_JS, STAGES)
     try:
         press(page, prompt)
@@ -212,6 +217,7 @@ def test_a_press_paints_at_once_what_plotly_then_draws(page, trace):
     page.click("#inspect-causal input")
     page.wait_for_function(f"!document.querySelector('{STAGES}').layout.title.text.includes('causal mask')")
     press(page, PROMPT)  # while the last press's rest may still be running: the views end on this prompt
+    page.remove_listener("pageerror", on_error)
     page.wait_for_function(f"(() => {{ const m = window.paInspect.shows('qk-products'); "
                            f"return m && m.pa_trace === window.paInspect.id; }})()", timeout=20_000)
     assert len(painted) == 1 and painted[0] is not None, painted
@@ -224,6 +230,7 @@ def test_a_press_paints_at_once_what_plotly_then_draws(page, trace):
         assert [t for c, t, _ in drawn["ticks"] if c == cls] == list(fig.layout[axis].ticktext)
     assert len(fast["images"]) == 5 and fast["images"] == drawn["images"]
     assert unpainted == [None]
+    assert not errors  # plotly's redraw over the painted (and added) tick labels raised nothing
 
 
 @pytest.mark.parametrize("query,key", [(20, 3), (7, 30)])  # (7, 30): a key after the query, masked
@@ -262,7 +269,6 @@ def test_a_query_switch_paints_at_once_what_plotly_then_draws(page, trace, query
     the values printed on them, labels, title) before plotly's redraw, which leaves it as painted."""
     from explainer.figures.neuron import qk_products_figure
 
-    before = page.evaluate(f"({QK_SNAP})(document.querySelector('{QK}'))")
     painted = page.evaluate(QK_PAINT_JS, [QK, query, key])
     assert f"query #{query} " not in painted["held"]  # read before plotly held it
     page.wait_for_function(f"document.querySelector('{QK}').layout.title.text.includes('query #{query} ')"
@@ -326,6 +332,7 @@ def test_a_press_says_it_is_updating_until_its_figure_is_drawn(page, trace):
     assert "updating" in page.evaluate(BUSY_JS)
     page.wait_for_function(IDLE)
     assert f"on {len(PROMPT) + 1} tokens" in page.evaluate(f"document.querySelector('{STAGES}').layout.title.text")
+    page.click("[data-testid='toast-close']")  # the error's toast sits over the button until it is closed
     press(page, PROMPT)
 
 
