@@ -30,6 +30,9 @@ CSS = """
 .pa-cell { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; }
 .pa-step-text { font-size: 1.05em; line-height: 1.5; }
 .pa-mono textarea, .pa-mono .textfield { font-family: var(--font-mono); }
+/* messages (Gradio's toasts) come up at the bottom: at the top right they covered Inspect's button, so a visitor
+   who had fixed the prompt could not press again until the message went, 10 s later */
+.toast-wrap { top: auto !important; bottom: var(--size-4); }
 """
 
 HEAD_JS = inspect_page.HEAD_JS + roles_panel.HEAD_JS  # the Inspect figures' click bridges, downloads and phone layout
