@@ -162,6 +162,11 @@ def test_downloads(page, trace, tmp_path):
         np.testing.assert_array_equal(data[name], getattr(trace, name))
 
 
+QK_TEXTS = """() => [...document.querySelectorAll('#qk-products svg text')].filter(t => t.textContent.trim())
+  .map(t => { const r = t.getBoundingClientRect(); return { x: r.x, y: r.y, width: r.width, height: r.height,
+                                                             text: t.textContent }; }).filter(b => b.width > 0)"""
+
+
 @pytest.mark.parametrize("width", [390, 1280, 1440])
 def test_layout_at_each_width(browser, app_url, width):
     long = ("KING RICHARD II: Now, my lord, what news of the fleet and the army, and " * 2)[:100]
@@ -184,6 +189,9 @@ def test_layout_at_each_width(browser, app_url, width):
         for elem_id, axes in (("heads-grid", ("x", "y")), ("pa-five-stages", ("x", "y", "x2", "x5"))):
             for axis in axes:
                 assert not overlaps(tick_boxes(pg, elem_id, axis)), f"#{elem_id} {axis} tick labels overlap at {width} px"
+        texts = pg.evaluate(QK_TEXTS)  # the q·k view: no label, title or value drawn over another
+        assert texts and not overlaps(texts), [(texts[i]["text"], texts[j]["text"]) for i, j in overlaps(texts)]
+        assert max(t["x"] + t["width"] for t in texts) <= width, f"a q·k text runs off the screen at {width} px"
         ARTIFACTS.mkdir(exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"inspect-{width}.png"), full_page=True)
     finally:

@@ -27,7 +27,7 @@ def qk_ranges(trace: PromptTrace, layer: int, head: int) -> dict:
     """The q·k view's scales for one head, fixed over every query/key pair of it, so a switch of query or key
     moves the bars and cells and never the axes (the browser repaints it in place: ``explainer.ui.paint_js``).
 
-    ``limit``: the largest |q_d| or |k_d| of the head (the q, k colour range, ∓limit, with its colour-bar ticks);
+    ``limit``: the largest |q_d| or |k_d| of the head (the q, k colour range, ∓limit, with 3 colour-bar ticks);
     ``products``: the y range of the q_d·k_d bars, 5 % beyond the largest |q_d·k_d| of any pair, which is
     max over d of max_i |q_id| · max_j |k_jd|; ``steps``: the y range of the QKᵀ and scaled bars, 25 % beyond
     the largest |QKᵀ| or |scaled| of the head (room for the value printed outside each bar).
@@ -38,7 +38,7 @@ def qk_ranges(trace: PromptTrace, layer: int, head: int) -> dict:
     peak = float((np.abs(q).max(0) * np.abs(k).max(0)).max()) if q.size else 0.0
     peak = peak if peak > 0 else 1.0
     steps = symmetric_limit(trace.scores[layer, head], trace.scaled[layer, head])
-    return dict(limit=limit, ticks=range_ticks(-limit, limit), products=[-1.05 * peak, 1.05 * peak],
+    return dict(limit=limit, ticks=range_ticks(-limit, limit, n=3), products=[-1.05 * peak, 1.05 * peak],
                 steps=[-1.25 * steps, 1.25 * steps])
 
 
@@ -53,7 +53,7 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     score, scaled = float(trace.scores[layer, head, i, j]), float(trace.scaled[layer, head, i, j])
     row, allowed = trace.weights[layer, head, i], trace.mask[i]
     q_name, k_name = f"query #{i} '{trace.tokens[i]}'", f"key #{j} '{trace.tokens[j]}'"
-    boxes = [(0.0, 0.56, 0.74, 0.93), (0.0, 0.56, 0.0, 0.56), (0.64, 1.0, 0.62, 0.93), (0.64, 1.0, 0.0, 0.44)]
+    boxes = [(0.0, 0.56, 0.74, 0.93), (0.0, 0.56, 0.0, 0.56), (0.68, 1.0, 0.62, 0.93), (0.68, 1.0, 0.0, 0.44)]
     layout: dict = {}
     channels = list(range(D))
     ax0 = place_axes(layout, 0, boxes[0], x=dict(showticklabels=False, showgrid=False),
@@ -62,7 +62,7 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     ax1 = place_axes(layout, 1, boxes[1], x=dict(title="head channel d", matches="x"),
                      y=dict(title="q_d · k_d (head's range)", zeroline=True, range=ranges["products"]))
     ax2 = place_axes(layout, 2, boxes[2], x=dict(type="category"),
-                     y=dict(title="value (head's range)", zeroline=True, range=ranges["steps"]))
+                     y=dict(title="value", zeroline=True, range=ranges["steps"]))
     step = tick_step(T, MAX_ROW_TICKS)
     ax3 = place_axes(layout, 3, boxes[3], x=dict(title="key (attended to)", tickmode="array", tickangle=0,
                                                  tickvals=list(range(T))[::step], ticktext=trace.tokens[::step]),
@@ -72,7 +72,8 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     data = [
         dict(type="heatmap", z=np.stack([q, k]), x=channels, y=[q_name, k_name], xaxis=ax0[0], yaxis=ax0[1],
              colorscale=SCORE_COLORS, zmin=-limit, zmax=limit, zmid=0, name="q, k",
-             colorbar=dict(x=0.57, xanchor="left", y=0.835, len=0.2, thickness=8, **ranges["ticks"]),
+             colorbar=dict(x=0.57, xanchor="left", y=0.835, len=0.2, thickness=8, tickfont=dict(size=9),
+                           **ranges["ticks"]),
              hovertemplate="%{y}<br>channel %{x}: %{z:.4f}<extra></extra>"),
         dict(type="bar", x=channels, y=products, xaxis=ax1[0], yaxis=ax1[1], name="q_d · k_d",
              marker=dict(color=np.where(products >= 0, "#d6604d", "#4393c3")), customdata=np.stack([q, k], -1),
@@ -91,7 +92,7 @@ def qk_products_figure(trace: PromptTrace, layer: int, head: int, query: int, ke
     annotations = [
         panel_title(boxes[0], f"q ({q_name}) and k ({k_name}), channel by channel"),
         panel_title(boxes[1], f"elementwise products q_d·k_d (sum = {products.astype(np.float64).sum():.4f})"),
-        panel_title(boxes[2], "sum, then scale"),
+        panel_title(boxes[2], "sum, then scale (head's range)"),
         panel_title(boxes[3], f"softmax row of query #{i}: {verdict}"),
     ]
     return build_figure(

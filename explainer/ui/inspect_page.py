@@ -81,6 +81,25 @@ HEAD_JS = """
                     'colorbar.y': idx.map(i => 1 - i * per - per / 2 + 0.0175) };
     window.Plotly.update(gd, style, layout, idx);
   };
+  // the q·k view's four panels do not fit a phone side by side either: one under another, titles wrapped (again
+  // after each new pair, whose titles come unwrapped)
+  const QK_HEIGHT = 1180, QK_BANDS = [[0.85, 0.93], [0.5, 0.75], [0.26, 0.4], [0, 0.15]];  // y domains, top down
+  const stackQk = (gd) => {
+    const meta = gd.layout && gd.layout.meta, notes = (gd.layout && gd.layout.annotations) || [];
+    if (window.innerWidth >= NARROW || !meta || meta.pa_query === undefined || notes.length !== 4 ||
+        (gd.layout.height === QK_HEIGHT && !notes.some(a => (a.text || '').length > 40 && !a.text.includes('<br>')))) return;
+    const layout = { height: QK_HEIGHT, 'margin.l': 84, 'margin.r': 16, 'xaxis4.ticklabelstandoff': 6 };  // clear of '0'
+    QK_BANDS.forEach(([y0, y1], i) => {
+      const s = i ? String(i + 1) : '';
+      layout[`xaxis${s}.domain`] = i ? [0, 1] : [0, 0.84];
+      layout[`yaxis${s}.domain`] = [y0, y1];
+      layout[`annotations[${i}].x`] = i ? 0.5 : 0.42;
+      layout[`annotations[${i}].y`] = y1;
+      layout[`annotations[${i}].text`] = lines((notes[i].text || '').split('<br>').join(' '), 40).join('<br>');
+    });
+    const [y0, y1] = QK_BANDS[0];
+    window.Plotly.update(gd, { 'colorbar.x': 0.87, 'colorbar.y': (y0 + y1) / 2, 'colorbar.len': y1 - y0 }, layout, [0]);
+  };
   const outline = (gd) => {  // a new five-stage figure: outline the selected query's row again
     if (!gd.data || gd.__paOutlined === gd.data || !window.paHeadView) return;
     gd.__paOutlined = gd.data;
@@ -110,6 +129,7 @@ HEAD_JS = """
       wrap(gd);
       if (gd.closest('#heads-grid')) gridClick(gd);
       if (gd.closest('#pa-five-stages') && window.Plotly) { stack(gd); outline(gd); }
+      if (gd.closest('#qk-products') && window.Plotly) stackQk(gd);
     });
   };
   new MutationObserver(hook).observe(document.documentElement, { childList: true, subtree: true });
