@@ -134,8 +134,8 @@ function paintStages(gd, l, h) {  // the z painted; null when the figure is not 
       labels.some((ls, i) => ls.length !== st.ticks[i].ticktext.length)) return null;
   const z = stagesZ(l, h);
   images.forEach((im, i) => im.setAttribute('href', pixels(z[i], colorOf(full[i].colorscale, st.zmin[i], st.zmax[i]))));
-  labels.forEach((ls, i) => ls.forEach((t, k) => { t.textContent = st.ticks[i].ticktext[k]; }));
-  title.textContent = st.title;
+  labels.forEach((ls, i) => setLabels(ls, st.ticks[i].ticktext));
+  setText(title, st.title);
   gd.__paShows = { ...shows(gd), pa_layer: l, pa_head: h, data: gd.data };
   return z;
 }

@@ -63,6 +63,9 @@ function pixels(z, color) {  // one pixel per cell, row 0 on top; gaps (masked) 
   ctx.putImageData(img, 0, 0);
   return canvas.toDataURL();
 }
+function setText(el, text) { el.textContent = text; el.setAttribute('data-unformatted', text); }
+const setLabels = (els, texts) => els.forEach((el, k) => setText(el, texts[k]));
+const plain = (s) => !/[<&]/.test(String(s));  // plotly reads text as pseudo-HTML (<br>, entities): left to it
 const heatmapImage = (gd, t) => gd.querySelector(`.subplot.${t.xaxis}${t.yaxis} .heatmaplayer image`);
 const barLabels = (gd, t) => [...gd.querySelectorAll(`.cb${t.uid} .ycb${t.uid}tick text`)];
 
@@ -95,7 +98,7 @@ function tickPlan(gd, data, layout) {  // each labelled token axis: its tick gro
     if (a.tickmode !== 'array' || !Array.isArray(cats) || !groups.length || !groups[0].querySelector('text')) return null;
     const at = new Map(cats.map((c, i) => [c, i])), vals = a.tickvals || [], text = a.ticktext || [];
     // plotly reads labels as pseudo-HTML (<br>, entities): such labels are left to it
-    if (vals.length !== text.length || vals.some(v => !at.has(v)) || text.some(s => /[<&]/.test(String(s)))) return null;
+    if (vals.length !== text.length || vals.some(v => !at.has(v)) || !text.every(plain)) return null;
     // where plotly puts a label: 0 + _offset + l2p(i), l2p rounded to 0.01 px, on the range [-0.5, n - 0.5]
     const m = ax._length / cats.length, l2p = (i) => Math.round((m * 0.5 + m * i) * 100) / 100;
     plan.push({ layer, groups, letter, labels: text.map(String), at: vals.map(v => 0 + ax._offset + l2p(at.get(v))) });
@@ -108,8 +111,7 @@ function paintTicks({ layer, groups, letter, labels, at }) {
   groups.forEach((g, k) => {
     const el = g.querySelector('text'), m = /translate\(([^,]+),([^)]+)\)/.exec(el.getAttribute('transform') || '');
     const [x, y] = m ? [m[1], m[2]] : ['0', '0'];
-    el.textContent = labels[k];
-    el.setAttribute('data-unformatted', labels[k]);
+    setText(el, labels[k]);
     el.setAttribute('transform', letter === 'x' ? `translate(${at[k]},${y})` : `translate(${x},${at[k]})`);
   });
 }
@@ -126,19 +128,17 @@ function paintFigure(gd, fig) {  // true: painted (plotly's redraw is still to c
   const ticks = tickPlan(gd, data, layout);
   if (!ticks) return false;
   images.forEach((im, i) => im.setAttribute('href', pixels(z[i], colorOf(data[i].colorscale, data[i].zmin, data[i].zmax))));
-  bars.forEach((ls, i) => ls.forEach((t, k) => { t.textContent = data[i].colorbar.ticktext[k]; }));
+  bars.forEach((ls, i) => setLabels(ls, data[i].colorbar.ticktext));
   ticks.forEach(paintTicks);
-  title.textContent = layout.title.text;
+  setText(title, layout.title.text);
   gd.querySelectorAll('.shapelayer path').forEach(p => { p.style.display = 'none'; });  // the new figure has none
   gd.__paShows = { ...m, pa_trace: null, data: gd.data };  // no switch is drawn here until plotly holds the new figure
   return true;
 }
 
 // ---- a query or key switch: another pair of the same head painted into the q·k view ----
-const plain = (s) => !/[<&]/.test(String(s));  // plotly reads text as pseudo-HTML (<br>, entities): left to it
 const sameRange = (a, b) => !!a && !!b && a.length === 2 && a[0] === b[0] && a[1] === b[1];
 const BAR = /^M([^,]+),([^V]+)V([^H]+)H([^V]+)V([^Z]+)Z$/;
-function setText(el, text) { el.textContent = text; el.setAttribute('data-unformatted', text); }
 function barPlan(gd, t, ya, values, colors, texts) {  // each bar's new end on its (fixed) axis, or null
   const points = [...gd.querySelectorAll(`.subplot.${t.xaxis}${t.yaxis} .barlayer .point`)];
   if (points.length !== values.length) return null;
